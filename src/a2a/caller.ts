@@ -1,0 +1,49 @@
+import { ApiError } from '../errors';
+import { isUuid } from '../lib/ids';
+import type { ProxyContext } from './proxy-context';
+
+/** Prefixes reserved for callers inside the platform; over HTTP they can only be forged. */
+const SYSTEM_CALLER_PREFIXES = ['webhook:', 'system:', 'test:', 'channel:'];
+
+export type BearerClass = 'none' | 'admin' | 'token';
+
+/** Header checks that need no database: run before the context query. */
+export function parseCallerHeader(header: string | undefined): string | null {
+  const value = header?.trim();
+  if (!value) return null;
+  if (SYSTEM_CALLER_PREFIXES.some((p) => value.toLowerCase().startsWith(p))) throw new ApiError(403, 'invalid caller ID');
+  if (!isUuid(value)) throw new ApiError(400, 'invalid caller ID: X-Workspace-ID must be a workspace id');
+  return value.toLowerCase();
+}
+
+/**
+ * Who is calling. The bearer is the authority and X-Workspace-ID only a hint that must agree
+ * with it. `null` is the canvas class (operator UI, org automation), which skips the hierarchy
+ * check and therefore needs an admin or org token: on a public edge a missing or dead credential
+ * is never a free pass. A bearer that resolves to no live token derives no caller (canvas class)
+ * and is then refused by that same rule, so revoking a token can never widen its access.
+ */
+export function resolveCaller(args: {
+  targetId: string;
+  headerCaller: string | null;
+  bearer: BearerClass;
+  context: Pick<ProxyContext, 'workspaceToken' | 'orgToken'>;
+}): string | null {
+  const { targetId, headerCaller, bearer, context } = args;
+  const tokenWorkspace = context.workspaceToken?.workspace_id ?? null;
+  const operator = bearer === 'admin' || context.orgToken !== null;
+
+  if (headerCaller && headerCaller !== targetId) {
+    if (bearer === 'none') throw new ApiError(401, 'missing caller auth token');
+    if (tokenWorkspace !== headerCaller) throw new ApiError(401, 'invalid caller auth token');
+    return headerCaller;
+  }
+  if (tokenWorkspace) {
+    // Self-calls name the target in the header; the token must then be the target's own.
+    if (headerCaller && tokenWorkspace !== headerCaller) throw new ApiError(401, 'invalid caller auth token');
+    return tokenWorkspace;
+  }
+  if (operator) return headerCaller;
+  if (bearer === 'none') throw new ApiError(401, 'missing auth token: send a workspace, org or admin bearer token');
+  throw new ApiError(401, 'invalid auth token');
+}

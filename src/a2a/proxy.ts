@@ -1,0 +1,171 @@
+import { eq, sql } from 'drizzle-orm';
+import { recordActivities, type ActivityRecord } from '../activity/record';
+import { hashToken, secretsEqual, tokenKind } from '../auth/tokens';
+import { touchWorkspaceToken } from '../auth/credentials';
+import { workspaces } from '../db/schema';
+import { ApiError, datastoreUnavailable } from '../errors';
+import type { RequestScope } from '../lib/request-scope';
+import { canCommunicate } from './access';
+import { resolveCaller, type BearerClass } from './caller';
+import { deliver, FAILURE_TEXT, resolveAgentUrl, RETRY_AFTER_BUSY, RETRY_AFTER_DEAD, type Delivery } from './deliver';
+import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
+import { normalizeA2APayload, type JsonObject } from './normalize';
+import { deliveryModeOf, hasCapability, loadProxyContext, type TargetRow } from './proxy-context';
+import { enqueue } from './queue';
+
+export type ProxyRequest = {
+  targetId: string;
+  rawBody: string;
+  headerCaller: string | null;
+  bearer: string | undefined;
+  /** Caller-supplied X-Timeout in seconds (already validated), overriding the class ceiling. */
+  timeoutSeconds: number | undefined;
+};
+
+/**
+ * POST /workspaces/:id/a2a after the body has been read: identity → hierarchy → budget →
+ * normalise → poll short-circuit → URL → dispatch → classify. Exactly one DB round trip precedes
+ * the dispatch; activity rows are written after the response.
+ */
+export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<Response> {
+  const started = Date.now();
+  const bearer = await classifyBearer(scope, req.bearer);
+  let context;
+  try {
+    context = await loadProxyContext(scope, {
+      targetId: req.targetId,
+      headerCaller: req.headerCaller,
+      workspaceTokenHash: bearer.kind === 'workspace' ? bearer.hash : null,
+      orgTokenHash: bearer.kind === 'org' ? bearer.hash : null,
+    });
+  } catch (err) {
+    // Fails loud: without the row we know neither the mode nor the URL, and guessing "poll"
+    // would turn a datastore blip into silently dropped messages.
+    throw datastoreUnavailable(err);
+  }
+  const callerId = resolveCaller({ targetId: req.targetId, headerCaller: req.headerCaller, bearer: bearer.class, context });
+  if (context.workspaceToken) touchWorkspaceToken(scope, context.workspaceToken.id, context.workspaceToken.last_used_at);
+  const target = context.target;
+  if (!target) throw new ApiError(404, 'workspace not found');
+  if (callerId && callerId !== target.id && !canCommunicate(callerId, target.id, context.chains)) {
+    throw new ApiError(403, 'access denied: workspaces cannot communicate per hierarchy rules');
+  }
+  if (target.budget_limit !== null && Number(target.monthly_spend) >= Number(target.budget_limit)) {
+    throw new ApiError(402, 'workspace budget limit exceeded');
+  }
+
+  const normalized = normalizeA2APayload(req.rawBody);
+  if (!normalized.ok) {
+    const { error, ...rest } = normalized.body;
+    throw new ApiError(normalized.status, String(error), rest);
+  }
+  const { payload, method } = normalized;
+
+  if (deliveryModeOf(target) === 'poll') return queueForPoll(scope, target, callerId, method, payload);
+
+  const url = resolveAgentUrl(scope, target);
+  const body = JSON.stringify(payload);
+  const deadline = req.timeoutSeconds ? req.timeoutSeconds * 1000 : callerId ? AGENT_CALLER_CEILING_MS : CANVAS_CALLER_CEILING_MS;
+  const outcome = await deliver(scope, target, url, body, deadline);
+  const durationMs = Date.now() - started;
+  logExchange(scope, { target, callerId, method, payload, outcome, durationMs });
+
+  switch (outcome.kind) {
+    case 'ok':
+      return new Response(outcome.body, { status: outcome.status, headers: { 'Content-Type': outcome.contentType ?? 'application/json' } });
+    case 'agent_error':
+      // The agent's own error body stays with the agent: it may carry stack traces or paths.
+      throw new ApiError(outcome.status as 400, 'workspace agent returned an error', { upstream_status: outcome.status });
+    case 'restarting':
+      throw new ApiError(503, 'workspace agent unreachable — restart triggered', { restarting: true, retry_after: RETRY_AFTER_DEAD }, { 'Retry-After': String(RETRY_AFTER_DEAD) });
+    case 'body_failed':
+      throw new ApiError(502, outcome.reason === 'too_large' ? 'agent response too large' : 'failed to read agent response', {
+        delivery_confirmed: outcome.status >= 200 && outcome.status < 400,
+      });
+    case 'unreachable':
+      throw new ApiError(502, 'failed to reach workspace agent');
+    case 'busy':
+      return busyResponse(scope, target, callerId, method, payload);
+  }
+}
+
+type BearerInfo = { class: BearerClass; kind: 'none' | 'admin' | 'workspace' | 'org' | 'unknown'; hash: string | null };
+
+async function classifyBearer(scope: RequestScope, bearer: string | undefined): Promise<BearerInfo> {
+  if (!bearer) return { class: 'none', kind: 'none', hash: null };
+  if (scope.env.ADMIN_TOKEN && (await secretsEqual(bearer, scope.env.ADMIN_TOKEN))) return { class: 'admin', kind: 'admin', hash: null };
+  const kind = tokenKind(bearer);
+  return { class: 'token', kind: kind ?? 'unknown', hash: kind ? await hashToken(bearer) : null };
+}
+
+/** Poll-mode agents have no URL: the activity row IS the delivery, so it is written before 200. */
+async function queueForPoll(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Response> {
+  try {
+    await recordActivities(scope, [
+      { workspaceId: target.id, activityType: 'a2a_receive', sourceId: callerId, targetId: target.id, method, summary: `${method || 'message'} queued for poll`, requestBody: payload },
+    ]);
+  } catch (err) {
+    console.error('poll enqueue failed', err);
+    throw new ApiError(500, 'failed to queue message');
+  }
+  return Response.json({ status: 'queued', delivery_mode: 'poll', method });
+}
+
+async function busyResponse(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Response> {
+  const busy = { busy: true, retry_after: RETRY_AFTER_BUSY };
+  // The agent's SDK keeps its own session queue; a second platform queue would double-buffer it.
+  if (hasCapability(target, 'session')) {
+    throw new ApiError(503, 'workspace agent busy — retry later', { ...busy, native_session: true }, { 'Retry-After': String(RETRY_AFTER_BUSY) });
+  }
+  try {
+    const queued = await enqueue(scope.db, { workspaceId: target.id, callerId, method, payload });
+    return Response.json(
+      { queued: true, queue_id: queued.id, queue_depth: queued.depth, message: 'workspace agent busy — request queued for delivery when it has capacity' },
+      { status: 202 },
+    );
+  } catch (err) {
+    console.error('a2a enqueue failed', err);
+    throw new ApiError(503, 'workspace agent busy — retry later', busy, { 'Retry-After': String(RETRY_AFTER_BUSY) });
+  }
+}
+
+/** Activity rows for both feeds, after the response. Error details are fixed texts. */
+function logExchange(
+  scope: RequestScope,
+  x: { target: TargetRow; callerId: string | null; method: string; payload: JsonObject; outcome: Delivery; durationMs: number },
+): void {
+  const { target, callerId, method, payload, outcome, durationMs } = x;
+  scope.defer('log a2a exchange', async () => {
+    const ok = outcome.kind === 'ok';
+    const responseBody = ok ? parseJson(outcome.body) : null;
+    const base = {
+      sourceId: callerId,
+      targetId: target.id,
+      method,
+      requestBody: payload,
+      responseBody,
+      toolTrace: toolTraceOf(responseBody),
+      status: ok ? ('ok' as const) : ('error' as const),
+      errorDetail: ok ? null : FAILURE_TEXT[outcome.kind],
+      durationMs,
+    };
+    const rows: ActivityRecord[] = [{ ...base, workspaceId: target.id, activityType: 'a2a_receive', summary: `${method || 'message'} → ${target.name}` }];
+    if (callerId && callerId !== target.id) rows.push({ ...base, workspaceId: callerId, activityType: 'a2a_send', summary: `${method || 'message'} → ${target.name}` });
+    await recordActivities(scope, rows);
+    if (ok && callerId) await scope.db.update(workspaces).set({ lastOutboundAt: sql`now()` }).where(eq(workspaces.id, callerId));
+  });
+}
+
+export function parseJson(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) return null;
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+function toolTraceOf(body: unknown): unknown {
+  const trace = (body as { result?: { metadata?: { tool_trace?: unknown } } } | null)?.result?.metadata?.tool_trace;
+  return trace ?? null;
+}

@@ -1,0 +1,69 @@
+import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { orgApiTokens, workspaceAuthTokens, workspaces } from '../db/schema';
+import { datastoreUnavailable } from '../errors';
+import type { RequestScope } from '../lib/request-scope';
+import { hashToken, parseBearer, secretsEqual, tokenKind } from './tokens';
+
+export type Credential =
+  | { kind: 'none' }
+  | { kind: 'invalid' }
+  | { kind: 'admin' }
+  | { kind: 'org'; tokenId: string; prefix: string }
+  | { kind: 'workspace'; tokenId: string; workspaceId: string };
+
+// last_used_at is observability, not security: refreshing it at most once a minute keeps
+// a hot token from turning every request into a row-locking write.
+const TOUCH_INTERVAL_MS = 60_000;
+
+/** Resolves the request's bearer to who it is. A datastore failure is a 503, never a pass. */
+export async function resolveCredential(scope: RequestScope, authorization: string | undefined): Promise<Credential> {
+  const bearer = parseBearer(authorization);
+  if (!bearer) return { kind: 'none' };
+  if (scope.env.ADMIN_TOKEN && (await secretsEqual(bearer, scope.env.ADMIN_TOKEN))) return { kind: 'admin' };
+  const kind = tokenKind(bearer);
+  if (!kind) return { kind: 'invalid' };
+  const hash = await hashToken(bearer);
+  try {
+    return kind === 'org' ? await lookupOrgToken(scope, hash) : await lookupWorkspaceToken(scope, hash);
+  } catch (err) {
+    throw datastoreUnavailable(err);
+  }
+}
+
+async function lookupWorkspaceToken(scope: RequestScope, hash: string): Promise<Credential> {
+  const [row] = await scope.db
+    .select({ id: workspaceAuthTokens.id, workspaceId: workspaceAuthTokens.workspaceId, lastUsedAt: workspaceAuthTokens.lastUsedAt })
+    .from(workspaceAuthTokens)
+    .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
+    .where(and(eq(workspaceAuthTokens.tokenHash, hash), isNull(workspaceAuthTokens.revokedAt), ne(workspaces.status, 'removed')))
+    .limit(1);
+  if (!row) return { kind: 'invalid' };
+  touchWorkspaceToken(scope, row.id, row.lastUsedAt);
+  return { kind: 'workspace', tokenId: row.id, workspaceId: row.workspaceId };
+}
+
+async function lookupOrgToken(scope: RequestScope, hash: string): Promise<Credential> {
+  const [row] = await scope.db
+    .select({ id: orgApiTokens.id, prefix: orgApiTokens.prefix, lastUsedAt: orgApiTokens.lastUsedAt })
+    .from(orgApiTokens)
+    .where(and(eq(orgApiTokens.tokenHash, hash), isNull(orgApiTokens.revokedAt)))
+    .limit(1);
+  if (!row) return { kind: 'invalid' };
+  if (isStale(row.lastUsedAt)) {
+    scope.defer('touch org token', () =>
+      scope.db.update(orgApiTokens).set({ lastUsedAt: sql`now()` }).where(eq(orgApiTokens.id, row.id)),
+    );
+  }
+  return { kind: 'org', tokenId: row.id, prefix: row.prefix };
+}
+
+export function touchWorkspaceToken(scope: RequestScope, tokenId: string, lastUsedAt: Date | string | null): void {
+  if (!isStale(lastUsedAt)) return;
+  scope.defer('touch workspace token', () =>
+    scope.db.update(workspaceAuthTokens).set({ lastUsedAt: sql`now()` }).where(eq(workspaceAuthTokens.id, tokenId)),
+  );
+}
+
+function isStale(lastUsedAt: Date | string | null): boolean {
+  return !lastUsedAt || Date.now() - new Date(lastUsedAt).getTime() > TOUCH_INTERVAL_MS;
+}

@@ -1,0 +1,31 @@
+import type { RequestScope } from './lib/request-scope';
+import type { WorkspaceCoordinator } from './events/workspace-coordinator';
+
+/** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
+export type Bindings = {
+  DATABASE_URL: string;
+  /** Local only: host:port/path of the WebSocket relay in front of a plain Postgres. */
+  NEON_WS_PROXY?: string;
+  ADMIN_TOKEN?: string;
+  /** base64 of 32 bytes: AES-256-GCM key for secrets at rest. */
+  SECRETS_ENCRYPTION_KEY?: string;
+  /** `development`/`dev` enables loopback agent URLs (and open admin when ADMIN_TOKEN is unset). */
+  MOLECULE_ENV?: string;
+  /** `saas` or `self-hosted`: whether agent URLs on private networks are acceptable. */
+  MOLECULE_DEPLOY_MODE?: string;
+  EXTERNAL_PLATFORM_URL?: string;
+  /** Provisioner API (provisioner-agent or control plane); unset = no provisioner. */
+  PROVISIONER_URL?: string;
+  PROVISIONER_TOKEN?: string;
+  WORKSPACE_COORDINATOR: DurableObjectNamespace<WorkspaceCoordinator>;
+};
+
+export type Variables = {
+  scope: RequestScope;
+};
+
+export type AppEnv = { Bindings: Bindings; Variables: Variables };
+
+export function isDevMode(env: Pick<Bindings, 'MOLECULE_ENV'>): boolean {
+  return env.MOLECULE_ENV === 'development' || env.MOLECULE_ENV === 'dev';
+}

@@ -1,0 +1,101 @@
+import { DurableObject } from 'cloudflare:workers';
+import type { Bindings } from '../env';
+import { drainOne } from '../a2a/queue-drain';
+import { runRestartCycle } from '../provisioning/restart';
+
+type RestartState = { running: boolean; pending: boolean };
+const RESTART_KEY = 'restart';
+const DRAIN_KEY = 'drain';
+
+/**
+ * One per workspace. Holds the workspace's live-event subscribers (WebSocket hibernation API,
+ * so idle canvases cost nothing) and the restart coalescer: N restart requests that overlap an
+ * in-flight cycle collapse into exactly one follow-up cycle, so the last cycle always sees the
+ * newest secrets and a burst never stacks restarts.
+ */
+export class WorkspaceCoordinator extends DurableObject<Bindings> {
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1]);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** Fans a serialized event out to every subscriber; a dead socket is dropped, not retried. */
+  broadcast(message: string): number {
+    let delivered = 0;
+    for (const socket of this.ctx.getWebSockets()) {
+      try {
+        socket.send(message);
+        delivered += 1;
+      } catch {
+        socket.close(1011, 'send failed');
+      }
+    }
+    return delivered;
+  }
+
+  override webSocketMessage(): void {
+    // Subscribers only listen; anything they send is ignored.
+  }
+
+  override webSocketClose(socket: WebSocket, code: number): void {
+    socket.close(code, 'closing');
+  }
+
+  /** Coalesced restart request; the cycle itself runs from the alarm, detached from the caller. */
+  async requestRestart(workspaceId: string): Promise<{ coalesced: boolean }> {
+    const state = await this.restartState();
+    if (state.running) {
+      await this.ctx.storage.put(RESTART_KEY, { ...state, pending: true, workspaceId });
+      return { coalesced: true };
+    }
+    await this.ctx.storage.put(RESTART_KEY, { running: true, pending: false, workspaceId });
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+    return { coalesced: false };
+  }
+
+  /** Asks for one queue drain; requests that arrive before it runs fold into it. */
+  async requestDrain(workspaceId: string): Promise<void> {
+    await this.ctx.storage.put(DRAIN_KEY, workspaceId);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  override async alarm(): Promise<void> {
+    const drainFor = await this.ctx.storage.get<string>(DRAIN_KEY);
+    if (drainFor) {
+      await this.ctx.storage.delete(DRAIN_KEY);
+      await drainOne(this.env, drainFor).catch((err) => console.error('queue drain failed', drainFor, err));
+    }
+    const restart = await this.ctx.storage.get<RestartState & { workspaceId: string }>(RESTART_KEY);
+    if (restart?.running) await this.runRestarts(restart.workspaceId);
+  }
+
+  private async runRestarts(workspaceId: string): Promise<void> {
+    try {
+      for (;;) {
+        await this.ctx.storage.put(RESTART_KEY, { running: true, pending: false, workspaceId });
+        try {
+          await runRestartCycle(this.env, workspaceId);
+        } catch (err) {
+          // Never rethrow: a failing cycle must not wedge the coalescer or retry-storm the alarm.
+          console.error('restart cycle failed', workspaceId, err);
+        }
+        if (!(await this.restartState()).pending) break;
+      }
+    } finally {
+      await this.ctx.storage.put(RESTART_KEY, { running: false, pending: false, workspaceId });
+    }
+  }
+
+  /** Called when the workspace is deleted: its coordination state must not outlive it. */
+  async forget(): Promise<void> {
+    for (const socket of this.ctx.getWebSockets()) socket.close(1000, 'workspace removed');
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
+  private async restartState(): Promise<RestartState> {
+    return (await this.ctx.storage.get<RestartState>(RESTART_KEY)) ?? { running: false, pending: false };
+  }
+}

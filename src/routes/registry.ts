@@ -1,0 +1,164 @@
+import { and, eq, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { resolveCredential, type Credential } from '../auth/credentials';
+import { issueToken } from '../auth/tokens';
+import { DELIVERY_MODES, workspaceAuthTokens, workspaces, type DeliveryMode } from '../db/schema';
+import type { AppEnv } from '../env';
+import { ApiError } from '../errors';
+import { publishEvent } from '../events/publish';
+import { parseJsonBody } from '../lib/body';
+import { assertAgentUrl } from '../lib/url-policy';
+import { drainQueueInBackground } from '../a2a/queue-drain';
+
+export const registryRoutes = new Hono<AppEnv>();
+
+const registerSchema = z.object({
+  id: z.guid(),
+  url: z.string().trim().max(2048).optional(),
+  agent_card: z.record(z.string(), z.unknown()),
+  delivery_mode: z.enum(DELIVERY_MODES).optional(),
+});
+
+registryRoutes.post('/register', async (c) => {
+  const input = await parseJsonBody(c, registerSchema, 256 * 1024);
+  const id = input.id.toLowerCase();
+  const scope = c.var.scope;
+  const credential = await resolveCredential(scope, c.req.header('Authorization'));
+
+  const outcome = await scope.db.transaction(async (tx) => {
+    // Row lock: two first-registrations racing must not both be handed a token.
+    const locked = await tx.execute<{ status: string; delivery_mode: DeliveryMode; platform_inbound_secret: string | null; live_tokens: number }>(sql`
+      SELECT w.status, w.delivery_mode, w.platform_inbound_secret,
+             (SELECT count(*)::int FROM workspace_auth_tokens t WHERE t.workspace_id = w.id AND t.revoked_at IS NULL) AS live_tokens
+        FROM workspaces w WHERE w.id = ${id} FOR UPDATE`);
+    const row = locked.rows[0];
+    // Workspaces are created by operators; register never conjures one (or revives a removed one).
+    if (!row || row.status === 'removed') throw new ApiError(404, 'workspace not found');
+    // Bootstrap rule: until the workspace holds a token, registering is how it gets one.
+    if (row.live_tokens > 0) assertOwnToken(credential, id);
+
+    const mode: DeliveryMode = input.delivery_mode ?? row.delivery_mode ?? 'push';
+    const url = input.url ? assertAgentUrl(c.env, input.url) : undefined;
+    if (mode === 'push' && !url) throw new ApiError(400, 'url is required for push delivery (or register with delivery_mode "poll")');
+
+    await tx
+      .update(workspaces)
+      .set({
+        ...(url ? { url } : {}),
+        agentCard: input.agent_card,
+        status: 'online',
+        deliveryMode: mode,
+        lastHeartbeatAt: sql`now()`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(workspaces.id, id), sql`${workspaces.status} <> 'removed'`));
+
+    let authToken: string | undefined;
+    if (row.live_tokens === 0) {
+      const token = await issueToken('workspace');
+      await tx.insert(workspaceAuthTokens).values({ workspaceId: id, tokenHash: token.hash, prefix: token.prefix });
+      authToken = token.plaintext;
+    }
+    return { mode, url, authToken, inboundSecret: row.platform_inbound_secret };
+  });
+
+  publishEvent(scope, 'WORKSPACE_ONLINE', id, { url: outcome.url ?? null, agent_card: input.agent_card, delivery_mode: outcome.mode });
+  return c.json({
+    status: 'registered',
+    delivery_mode: outcome.mode,
+    ...(outcome.authToken ? { auth_token: outcome.authToken } : {}),
+    ...(outcome.inboundSecret ? { platform_inbound_secret: outcome.inboundSecret } : {}),
+  });
+});
+
+const heartbeatSchema = z.object({
+  workspace_id: z.guid(),
+  error_rate: z.number().min(0).max(1).optional(),
+  sample_error: z.string().max(4096).optional(),
+  active_tasks: z.number().int().min(0).max(100_000).optional(),
+  uptime_seconds: z.number().int().min(0).optional(),
+  current_task: z.string().max(4096).nullable().optional(),
+  // Cents; clamped rather than rejected so a buggy agent still heartbeats. 0 = leave as is.
+  monthly_spend: z.number().int().optional(),
+  runtime_state: z.enum(['', 'wedged']).optional(),
+  runtime_metadata: z
+    .object({
+      capabilities: z.record(z.string().max(64), z.boolean()).nullable().optional(),
+      idle_timeout_seconds: z.number().int().optional(),
+    })
+    .nullable()
+    .optional(),
+});
+
+const MAX_SPEND_CENTS = 1e12;
+
+registryRoutes.post('/heartbeat', async (c) => {
+  const input = await parseJsonBody(c, heartbeatSchema);
+  const id = input.workspace_id.toLowerCase();
+  const scope = c.var.scope;
+  assertOwnToken(await resolveCredential(scope, c.req.header('Authorization')), id);
+
+  const metadata = runtimeMetadata(input.runtime_metadata);
+  const nativeStatus = metadata?.capabilities?.status_mgmt === true;
+  const spend = Math.min(Math.max(input.monthly_spend ?? 0, 0), MAX_SPEND_CENTS);
+  const errorRate = input.error_rate ?? 0;
+  const runtimeState = input.runtime_state ?? '';
+  const activeTasks = input.active_tasks ?? 0;
+  const currentTask = input.current_task ?? null;
+
+  // One statement: lock, read the previous state, apply the status rules, write. The wedged
+  // self-report is never gated; error-rate inference yields to agents that manage their own status.
+  const result = await scope.db.execute<{ previous_status: string; previous_task: string | null; status: string; max_concurrent_tasks: number }>(sql`
+    WITH prev AS (
+      SELECT id, status, current_task FROM workspaces WHERE id = ${id} AND status <> 'removed' FOR UPDATE
+    )
+    UPDATE workspaces w SET
+      last_heartbeat_at = now(),
+      last_error_rate = ${errorRate},
+      last_sample_error = ${input.sample_error ?? null},
+      active_tasks = ${activeTasks},
+      uptime_seconds = ${input.uptime_seconds ?? 0},
+      current_task = ${currentTask},
+      monthly_spend = CASE WHEN ${spend}::bigint > 0 THEN ${spend}::bigint ELSE w.monthly_spend END,
+      runtime_metadata = ${metadata ? JSON.stringify(metadata) : null}::jsonb,
+      updated_at = now(),
+      status = CASE
+        WHEN prev.status = 'online' AND ${runtimeState} = 'wedged' THEN 'degraded'
+        WHEN prev.status = 'online' AND NOT ${nativeStatus} AND ${errorRate} >= 0.5 THEN 'degraded'
+        WHEN prev.status = 'degraded' AND NOT ${nativeStatus} AND ${errorRate} < 0.1 AND ${runtimeState} = '' THEN 'online'
+        WHEN prev.status IN ('offline', 'provisioning', 'awaiting_agent') THEN 'online'
+        ELSE prev.status
+      END
+    FROM prev WHERE w.id = prev.id
+    RETURNING prev.status AS previous_status, prev.current_task AS previous_task, w.status, w.max_concurrent_tasks`);
+  const row = result.rows[0];
+  if (!row) throw new ApiError(404, 'workspace not found');
+
+  if (row.status !== row.previous_status) {
+    if (row.status === 'online') publishEvent(scope, 'WORKSPACE_ONLINE', id, { recovered_from: row.previous_status });
+    if (row.status === 'degraded') publishEvent(scope, 'WORKSPACE_DEGRADED', id, { error_rate: errorRate, runtime_state: runtimeState });
+  }
+  if ((row.previous_task ?? null) !== currentTask) publishEvent(scope, 'TASK_UPDATED', id, { current_task: currentTask, active_tasks: activeTasks });
+  publishEvent(scope, 'WORKSPACE_HEARTBEAT', id, { active_tasks: activeTasks, uptime_seconds: input.uptime_seconds ?? 0 });
+  if (activeTasks < (row.max_concurrent_tasks || 1)) drainQueueInBackground(scope, id);
+  return c.json({ status: 'ok' });
+});
+
+/** Registry calls must carry the workspace's own token (admin and org tokens do not speak for an agent). */
+function assertOwnToken(credential: Credential, workspaceId: string): void {
+  if (credential.kind === 'none') throw new ApiError(401, 'missing workspace auth token');
+  if (credential.kind !== 'workspace' || credential.workspaceId !== workspaceId) throw new ApiError(401, 'invalid workspace auth token');
+}
+
+type RuntimeMetadata = { capabilities?: Record<string, boolean>; idle_timeout_seconds?: number };
+
+/** Absent metadata clears it; empty capability maps and non-positive timeouts are dropped. */
+function runtimeMetadata(input: z.output<typeof heartbeatSchema>['runtime_metadata']): RuntimeMetadata | null {
+  if (!input) return null;
+  const out: RuntimeMetadata = {};
+  if (input.capabilities && Object.keys(input.capabilities).length > 0) out.capabilities = { ...input.capabilities };
+  if (input.idle_timeout_seconds && input.idle_timeout_seconds > 0) out.idle_timeout_seconds = input.idle_timeout_seconds;
+  return Object.keys(out).length > 0 ? out : null;
+}
+

@@ -1,0 +1,190 @@
+import { and, asc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { requireAdmin, requireWorkspaceAccess } from '../auth/middleware';
+import { issueToken, randomSecret } from '../auth/tokens';
+import { secrets, workspaceAuthTokens, workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
+import type { AppEnv } from '../env';
+import { ApiError } from '../errors';
+import { publishEvent } from '../events/publish';
+import { parseJsonBody } from '../lib/body';
+import { parseWorkspaceId } from '../lib/ids';
+import type { RequestScope } from '../lib/request-scope';
+import { encryptSecret, ENCRYPTION_VERSION, importSecretsKey } from '../lib/secret-box';
+import { assertAgentUrl } from '../lib/url-policy';
+import { provisionerFor } from '../provisioning/provisioner';
+import { connectionInfo } from '../workspaces/connection-snippets';
+import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
+import { workspaceAdminView, workspaceView } from '../workspaces/views';
+
+export const workspaceRoutes = new Hono<AppEnv>();
+
+workspaceRoutes.post('/', requireAdmin, async (c) => {
+  const input = await parseJsonBody(c, createWorkspaceSchema);
+  const scope = c.var.scope;
+  const external = input.external === true || input.runtime === 'external';
+  const deliveryMode: DeliveryMode = input.delivery_mode ?? 'push';
+  const url = input.url ? assertAgentUrl(c.env, input.url) : undefined;
+  // Encrypt before the transaction so a missing key fails with nothing written.
+  const sealed = await sealSecrets(c.env.SECRETS_ENCRYPTION_KEY, input.secrets);
+  if (input.parent_id) await assertParentUsable(scope, input.parent_id);
+
+  const status: WorkspaceStatus = external ? (url ? 'online' : 'awaiting_agent') : provisionerFor(c.env) ? 'provisioning' : 'failed';
+  const token = external && !url ? await issueToken('workspace') : undefined;
+
+  const created = await scope.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(workspaces)
+      .values({
+        name: input.name,
+        role: input.role ?? null,
+        parentId: input.parent_id ?? null,
+        runtime: external ? 'external' : (input.runtime ?? 'langgraph'),
+        model: input.model ?? null,
+        tier: input.tier && input.tier > 0 ? input.tier : 3,
+        status,
+        url: url ?? null,
+        deliveryMode,
+        budgetLimit: input.budget_limit ?? null,
+        maxConcurrentTasks: input.max_concurrent_tasks && input.max_concurrent_tasks > 0 ? input.max_concurrent_tasks : 1,
+        workspaceDir: input.workspace_dir ?? null,
+        workspaceAccess: input.workspace_access ?? 'none',
+        platformInboundSecret: randomSecret(),
+        lastSampleError: status === 'failed' ? 'no provisioner configured' : null,
+      })
+      .returning({ id: workspaces.id });
+    const id = row!.id;
+    if (sealed.length > 0) {
+      await tx.insert(secrets).values(sealed.map((s) => ({ workspaceId: id, ...s, encryptionVersion: ENCRYPTION_VERSION })));
+    }
+    if (token) await tx.insert(workspaceAuthTokens).values({ workspaceId: id, tokenHash: token.hash, prefix: token.prefix });
+    return id;
+  });
+
+  announceCreated(scope, created, input, status);
+  const base = { id: created, status, delivery_mode: deliveryMode, workspace_access: input.workspace_access ?? 'none', awareness_namespace: `workspace:${created}` };
+  if (!external) return c.json(base, 201);
+  if (url) return c.json({ ...base, external: true }, 201);
+  return c.json({ ...base, external: true, connection: connectionInfo(platformUrl(c.env.EXTERNAL_PLATFORM_URL, c.req.url), created, token!.plaintext, deliveryMode) }, 201);
+});
+
+workspaceRoutes.get('/', requireAdmin, async (c) => {
+  const rows = await c.var.scope.db.select(workspaceAdminView).from(workspaces).where(ne(workspaces.status, 'removed')).orderBy(asc(workspaces.createdAt));
+  return c.json(rows);
+});
+
+workspaceRoutes.get('/:id', requireWorkspaceAccess, async (c) => {
+  const id = parseWorkspaceId(c.req.param('id'));
+  const [row] = await c.var.scope.db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')));
+  if (!row) throw new ApiError(404, 'workspace not found');
+  return c.json(row);
+});
+
+workspaceRoutes.patch('/:id', requireWorkspaceAccess, async (c) => {
+  const id = parseWorkspaceId(c.req.param('id'));
+  const input = await parseJsonBody(c, patchWorkspaceSchema);
+  const scope = c.var.scope;
+  if (input.parent_id) await assertParentUsable(scope, input.parent_id, id);
+  const [row] = await scope.db
+    .update(workspaces)
+    .set({
+      name: input.name,
+      role: input.role,
+      tier: input.tier,
+      runtime: input.runtime,
+      parentId: input.parent_id,
+      workspaceDir: input.workspace_dir,
+      maxConcurrentTasks: input.max_concurrent_tasks,
+      updatedAt: sql`now()`,
+    })
+    .where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')))
+    .returning({ id: workspaces.id });
+  if (!row) throw new ApiError(404, 'workspace not found');
+  return c.json({ status: 'updated', ...(input.workspace_dir === null ? { needs_restart: true } : {}) });
+});
+
+workspaceRoutes.delete('/:id', requireAdmin, async (c) => {
+  const id = parseWorkspaceId(c.req.param('id'));
+  const confirmed = c.req.query('confirm') === 'true';
+  const scope = c.var.scope;
+  const family = await liveFamily(scope, id);
+  if (family.length === 0) throw new ApiError(404, 'workspace not found');
+  const descendants = family.filter((w) => w.id !== id);
+  const children = descendants.filter((w) => w.parent_id === id);
+  if (children.length > 0 && !confirmed) {
+    return c.json(
+      {
+        error: 'confirmation required: workspace has children (pass ?confirm=true to delete them too)',
+        status: 'confirmation_required',
+        children: children.map((w) => ({ id: w.id, name: w.name })),
+        children_count: children.length,
+      },
+      409,
+    );
+  }
+  const ids = family.map((w) => w.id);
+  await scope.db.transaction(async (tx) => {
+    await tx.update(workspaces).set({ status: 'removed', updatedAt: sql`now()` }).where(inArray(workspaces.id, ids));
+    await tx.update(workspaceAuthTokens).set({ revokedAt: sql`now()` }).where(and(inArray(workspaceAuthTokens.workspaceId, ids), isNull(workspaceAuthTokens.revokedAt)));
+  });
+  // Descendants first, so a canvas never shows a child whose parent is already gone.
+  for (const w of [...descendants].reverse()) forgetWorkspace(scope, w.id, {});
+  forgetWorkspace(scope, id, { cascade_deleted: descendants.length });
+  return c.json({ status: 'removed', cascade_deleted: descendants.length });
+});
+
+/** Live canvas feed for one workspace: a WebSocket served by the workspace's coordinator. */
+workspaceRoutes.get('/:id/events', requireWorkspaceAccess, async (c) => {
+  const id = parseWorkspaceId(c.req.param('id'));
+  if (c.req.header('Upgrade') !== 'websocket') throw new ApiError(426, 'expected a websocket upgrade');
+  const stub = c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id));
+  return stub.fetch(c.req.raw);
+});
+
+function announceCreated(scope: RequestScope, id: string, input: CreateWorkspaceInput, status: WorkspaceStatus): void {
+  const info = { name: input.name, tier: input.tier ?? 3, runtime: input.runtime ?? 'langgraph' };
+  if (status === 'online') publishEvent(scope, 'WORKSPACE_ONLINE', id, { name: input.name, external: true });
+  else if (status === 'awaiting_agent') publishEvent(scope, 'WORKSPACE_AWAITING_AGENT', id, { name: input.name, external: true });
+  else if (status === 'failed') publishEvent(scope, 'WORKSPACE_PROVISION_FAILED', id, { ...info, error: 'no provisioner configured' });
+  else publishEvent(scope, 'WORKSPACE_PROVISIONING', id, info);
+}
+
+function forgetWorkspace(scope: RequestScope, id: string, payload: Record<string, unknown>): void {
+  publishEvent(scope, 'WORKSPACE_REMOVED', id, payload);
+  scope.defer('forget coordinator state', () => scope.env.WORKSPACE_COORDINATOR.get(scope.env.WORKSPACE_COORDINATOR.idFromName(id)).forget());
+}
+
+async function sealSecrets(keyMaterial: string | undefined, values: Record<string, string> | undefined) {
+  const entries = Object.entries(values ?? {});
+  if (entries.length === 0) return [];
+  const key = await importSecretsKey(keyMaterial);
+  return Promise.all(entries.map(async ([k, v]) => ({ key: k, encryptedValue: await encryptSecret(key, v) })));
+}
+
+/** A parent must exist, be live, and (on re-parenting) must not be the workspace or its descendant. */
+async function assertParentUsable(scope: RequestScope, parentId: string, self?: string): Promise<void> {
+  const [parent] = await scope.db.select({ id: workspaces.id }).from(workspaces).where(and(eq(workspaces.id, parentId), ne(workspaces.status, 'removed')));
+  if (!parent) throw new ApiError(400, 'parent workspace not found');
+  if (self && (await liveFamily(scope, self)).some((w) => w.id === parentId)) {
+    throw new ApiError(400, 'a workspace cannot be its own ancestor');
+  }
+}
+
+type FamilyRow = { id: string; parent_id: string | null; name: string };
+
+/** The workspace and all its live descendants, parents before children. */
+async function liveFamily(scope: RequestScope, id: string): Promise<FamilyRow[]> {
+  const result = await scope.db.execute<FamilyRow>(sql`
+    WITH RECURSIVE family(id, parent_id, name, depth) AS (
+      SELECT id, parent_id, name, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
+      UNION ALL
+      SELECT w.id, w.parent_id, w.name, f.depth + 1
+        FROM workspaces w JOIN family f ON w.parent_id = f.id
+       WHERE w.status <> 'removed' AND f.depth < 64
+    )
+    SELECT id, parent_id, name FROM family ORDER BY depth`);
+  return result.rows;
+}
+
+function platformUrl(configured: string | undefined, requestUrl: string): string {
+  return (configured || new URL(requestUrl).origin).replace(/\/+$/, '');
+}
