@@ -1,7 +1,10 @@
 // WebSocket -> TCP relay: what Neon's wsproxy does in front of a real Neon endpoint. The Neon
 // serverless driver inside workerd speaks the Postgres wire protocol over this WebSocket.
 import net from 'node:net';
-import { WebSocketServer } from 'ws';
+import { createRequire } from 'node:module';
+
+// require(), not import: under Vite (the vitest global setup) `ws` would resolve to its browser stub.
+const { WebSocketServer } = createRequire(import.meta.url)('ws');
 
 /**
  * Relays only to `target` (host:port) so the dev relay is not an open proxy. `stats.queries`

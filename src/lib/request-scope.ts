@@ -22,7 +22,7 @@ export class RequestScope {
       configureNeon(this.env);
       this.pool = new Pool({ connectionString: this.env.DATABASE_URL });
       // An idle client error (peer closed) must not become an unhandled rejection.
-      this.pool.on('error', (err: unknown) => console.error('pool error', err));
+      this.pool.on('error', (err: unknown) => console.warn('idle pool connection error:', err instanceof Error ? err.message : 'connection closed'));
       this.database = drizzle({ client: this.pool, schema });
     }
     return this.database;

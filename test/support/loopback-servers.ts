@@ -1,0 +1,97 @@
+// Real HTTP peers on loopback for the Worker under test: agents with scripted behaviour and a
+// stand-in provisioner API (the EC2 control plane cannot exist here, so it is faked at its HTTP
+// boundary). Started by the vitest global setup, in Node.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+type Received = { headers: http.IncomingHttpHeaders; body: string };
+
+export async function startLoopbackServers(): Promise<{ port: number; close: () => Promise<void> }> {
+  const received = new Map<string, Received[]>();
+  const provisionerState = new Map<string, string>();
+  const restarts = new Map<string, number>();
+
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://loopback');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const body = await readBody(req);
+    const json = (status: number, value: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+
+    if (parts[0] === 'agent') {
+      // /agent/<behaviour>/<arg?>/<name>: every request is recorded under <name>.
+      const name = parts[parts.length - 1]!;
+      received.set(name, [...(received.get(name) ?? []), { headers: req.headers, body }]);
+      const behaviour = parts[1];
+      if (behaviour === 'echo') {
+        let rpc: { id?: unknown } = {};
+        try { rpc = JSON.parse(body); } catch { /* echo anyway */ }
+        return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { echoed: rpc, metadata: { tool_trace: [{ tool: 'echo' }] } } });
+      }
+      if (behaviour === 'status') {
+        return json(Number(parts[2]), { error: 'Traceback (most recent call last): File "/srv/agent/secret_path.py", line 3' });
+      }
+      if (behaviour === 'hang') return; // never answers; the Worker's deadline must fire
+      if (behaviour === 'reset') return req.socket.destroy();
+      if (behaviour === 'close-mid-body') {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+        res.write('{"jsonrpc":"2.0","result":');
+        setTimeout(() => req.socket.destroy(), 20);
+        return;
+      }
+      if (behaviour === 'big') {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        const chunk = 'x'.repeat(1024 * 1024);
+        for (let i = 0; i < 11; i++) res.write(chunk);
+        return res.end();
+      }
+      return json(404, { error: 'unknown behaviour' });
+    }
+
+    if (parts[0] === '_received') return json(200, received.get(parts[1]!) ?? []);
+
+    if (parts[0] === 'prov') {
+      // /prov/workspaces/:id/status | /prov/workspaces/:id/restart | /prov/_state/:id | /prov/_restarts/:id
+      if (parts[1] === '_state') {
+        provisionerState.set(parts[2]!, JSON.parse(body).state);
+        return json(200, { ok: true });
+      }
+      if (parts[1] === '_restarts') return json(200, { count: restarts.get(parts[2]!) ?? 0 });
+      if (req.headers.authorization !== 'Bearer test-provisioner-token') return json(401, { error: 'unauthorized' });
+      const id = parts[2]!;
+      if (parts[3] === 'status') {
+        const state = provisionerState.get(id) ?? 'running';
+        if (state === 'error') return json(500, { error: 'ec2 api exploded' });
+        return json(200, { state });
+      }
+      if (parts[3] === 'restart' && req.method === 'POST') {
+        restarts.set(id, (restarts.get(id) ?? 0) + 1);
+        // A slow restart, so overlapping requests have a cycle to coalesce into.
+        setTimeout(() => json(202, { ok: true }), 300);
+        return;
+      }
+    }
+    json(404, { error: 'not found' });
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(''));
+  });
+}

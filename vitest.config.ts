@@ -1,0 +1,29 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        bindings: {
+          DATABASE_URL: inject('databaseUrl'),
+          NEON_WS_PROXY: inject('wsProxy'),
+          ADMIN_TOKEN: 'test-admin-token',
+          SECRETS_ENCRYPTION_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=',
+          // Dev mode is what lets the loopback test agents through the SSRF guard.
+          MOLECULE_ENV: 'development',
+          PROVISIONER_URL: `http://127.0.0.1:${inject('loopbackPort')}/prov`,
+          PROVISIONER_TOKEN: 'test-provisioner-token',
+          LOOPBACK_URL: `http://127.0.0.1:${inject('loopbackPort')}`,
+        },
+      },
+    })),
+  ],
+  test: {
+    globalSetup: ['./test/global-setup.ts'],
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
