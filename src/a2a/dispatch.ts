@@ -1,3 +1,4 @@
+import { connect } from 'cloudflare:sockets';
 import { MiB, readStreamCapped } from '../lib/body';
 
 export const MAX_RESPONSE_BYTES = 10 * MiB;
@@ -36,7 +37,7 @@ export async function dispatchToAgent(url: string, body: string, deadlineMs: num
         redirect: 'manual',
       });
     } catch (err) {
-      return classifyTransportError(err);
+      return await classifyTransportError(err, url);
     } finally {
       clearTimeout(headerTimer);
     }
@@ -48,14 +49,37 @@ export async function dispatchToAgent(url: string, body: string, deadlineMs: num
   }
 }
 
-/** Timeouts and dropped connections mean "busy"; anything else (refused, DNS, TLS) is unreachable. */
-export function classifyTransportError(err: unknown): DispatchResult {
+/**
+ * Timeouts and dropped connections mean "busy"; anything else (refused, DNS, TLS) is unreachable.
+ * workerd reports a refused connect and a mid-request reset with the same error, so a lost
+ * connection is told apart by opening a bare TCP connection to the agent: if that succeeds the
+ * agent is up and dropped our request (busy), if not, nothing is listening (unreachable).
+ */
+export async function classifyTransportError(err: unknown, url: string): Promise<DispatchResult> {
   const name = err instanceof Error ? err.name : '';
   const message = err instanceof Error ? err.message : String(err);
   if (name === 'TimeoutError' || name === 'AbortError') return { kind: 'busy', reason: 'timeout' };
-  if (/connection (lost|reset)|EOF|socket hang up|ECONNRESET|disconnected/i.test(message)) return { kind: 'busy', reason: 'connection_reset' };
+  if (/connection (lost|reset)|EOF|socket hang up|ECONNRESET|disconnected/i.test(message) && (await acceptsConnections(url))) {
+    return { kind: 'busy', reason: 'connection_reset' };
+  }
   console.warn('agent unreachable', name, message);
   return { kind: 'unreachable' };
+}
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function acceptsConnections(url: string): Promise<boolean> {
+  const { hostname, port, protocol } = new URL(url);
+  let socket: ReturnType<typeof connect> | undefined;
+  try {
+    socket = connect({ hostname: hostname.replace(/^\[|\]$/g, ''), port: Number(port) || (protocol === 'https:' ? 443 : 80) });
+    await Promise.race([socket.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('probe timeout')), PROBE_TIMEOUT_MS))]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket?.close().catch(() => {});
+  }
 }
 
 async function readCapped(res: Response, maxBytes: number): Promise<{ kind: 'ok'; bytes: Uint8Array } | { kind: 'too_large' } | { kind: 'read_failed' }> {

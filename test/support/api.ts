@@ -17,7 +17,7 @@ export async function call(method: string, path: string, opts: CallOptions = {})
     body = JSON.stringify(opts.body);
     headers['Content-Type'] = 'application/json';
   }
-  return exports.default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
 }
 
 export async function callJson<T = any>(method: string, path: string, opts: CallOptions = {}): Promise<{ status: number; body: T; res: Response }> {
