@@ -150,12 +150,15 @@ async function main() {
   }
   await settle(stack.relay.stats, 'queries', 2000, 5000); // let warm-up's background writes land first
 
+  const cpu = cpuMeter({ wranglerPid: worker.pid, pgDataDir: path.join(tmp, 'data') });
   const stats = stack.relay.stats;
+  const cpuP0 = cpu.sample();
   const q0 = stats.queries;
   const c0 = stats.connections;
   const hits0 = echo.hits;
   log(`proxied run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
   const p = await runLoad('proxied', proxied, REQUESTS, CONCURRENCY);
+  const cpuP1 = cpu.sample();
   const q1 = stats.queries;
   const c1 = stats.connections;
   const agentHits = echo.hits - hits0;
@@ -166,7 +169,9 @@ async function main() {
   const q2b = stats.queries;
 
   log(`direct run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
+  const cpuD0 = cpu.sample();
   const d = await runLoad('direct', direct, REQUESTS, CONCURRENCY);
+  const cpuD1 = cpu.sample();
 
   log(`sequential: ${SEQUENTIAL} proxied requests, one at a time, waiting for the DB to go quiet between them`);
   const seq = await runSequential(proxied, stats, SEQUENTIAL);
@@ -179,7 +184,7 @@ async function main() {
   const out = (s = '') => lines.push(s);
   out();
   out('=== molecule-edge A2A proxy bench ===');
-  out(`machine: ${cpus.length} CPUs (${cpus[0]?.model?.trim() ?? 'unknown'}), ${os.platform()} ${os.arch()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`);
+  out(`machine: ${cpus.length} CPUs (${cpus[0]?.model?.trim() ?? 'unknown'}), ${os.platform()} ${os.arch()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min; other processes compete for the same cores)`);
   out(`runtime: node ${process.version}, wrangler ${wranglerVersion} (wrangler dev / workerd, local), embedded Postgres via WebSocket relay`);
   out(`load: global fetch (keep-alive), ${REQUESTS} requests per path at concurrency ${CONCURRENCY}, after ${WARMUP} warm-up requests per path`);
   out();
@@ -206,6 +211,24 @@ async function main() {
   out('Relay WebSocket connections per proxied request:');
   out(`  concurrent run: ${((c2 - c0) / n).toFixed(2)} (${((c1 - c0) / n).toFixed(2)} by the last response)   sequential: ${seq.connections.toFixed(2)}`);
   out(`  sequential p50 latency: ${seq.p50.toFixed(2)} ms (no concurrency)`);
+  out('  (deferred work starts as soon as the agent has answered, so the activity insert usually reaches');
+  out('   the relay before the client has the response; by code reading only the context query gates it)');
+  const cpuLine = (label, a, b, run) => {
+    const per = (ms) => (ms / (run.completed || 1)).toFixed(2);
+    const wall = run.elapsedMs;
+    const parts = [
+      `wrangler+workerd ${per(b.wrangler - a.wrangler)}`,
+      `postgres ${per(b.postgres - a.postgres)}`,
+      `bench process (load gen + echo + relay) ${per(b.self - a.self)}`,
+    ];
+    const total = b.wrangler - a.wrangler + (b.postgres - a.postgres) + (b.self - a.self);
+    return `  ${label}: ${parts.join(', ')} => ${per(total)} ms CPU/request; ${(total / wall).toFixed(2)} of ${cpus.length} cores busy`;
+  };
+  if (cpu.available) {
+    out('CPU time per request during the measured runs (ms, from /proc):');
+    out(cpuLine('proxied', cpuP0, cpuP1, p));
+    out(cpuLine('direct ', cpuD0, cpuD1, d));
+  }
   for (const [label, run] of [['proxied', p], ['direct', d]]) {
     if (run.errors) out(`errors (${label}): ${formatErrorSamples(run.errorSamples)}`);
     if (run.completed < run.requested) out(`INCOMPLETE (${label}): only ${run.completed} of ${run.requested} requests finished within ${PHASE_TIMEOUT_MS / 1000} s`);
@@ -505,7 +528,60 @@ async function startWrangler({ tmp, stack, wranglerVersion }) {
     console.error(`[bench] wrangler output:\n${output.lines().join('\n')}`);
     throw err;
   }
-  return { port, output, stop };
+  return { port, pid: child.pid, output, stop };
+}
+
+/**
+ * CPU milliseconds used so far by: wrangler and everything it started, the Postgres cluster
+ * (postmaster, live backends, and reaped backends via the postmaster's cutime), and this process.
+ * Linux only (/proc); elsewhere `available` is false and the report skips the section.
+ */
+function cpuMeter({ wranglerPid, pgDataDir }) {
+  const tickMs = 10; // CLK_TCK is 100 on Linux
+  const readStat = (pid) => {
+    const raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+    return { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) };
+  };
+  const treeMs = (root) => {
+    if (!root) return 0;
+    const stats = new Map();
+    for (const name of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        stats.set(Number(name), readStat(name));
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+    const inTree = (pid) => {
+      for (let cur = pid, hops = 0; cur > 1 && hops < 64; hops += 1) {
+        if (cur === root) return true;
+        cur = stats.get(cur)?.ppid ?? 0;
+      }
+      return false;
+    };
+    let ticks = 0;
+    for (const [pid, st] of stats) {
+      if (pid === root) ticks += st.own + st.reaped;
+      else if (inTree(pid)) ticks += st.own;
+    }
+    return ticks * tickMs;
+  };
+  let postmaster = 0;
+  try {
+    postmaster = Number(fs.readFileSync(path.join(pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]) || 0;
+    readStat(wranglerPid);
+  } catch {
+    return { available: false, sample: () => ({ wrangler: 0, postgres: 0, self: 0 }) };
+  }
+  return {
+    available: true,
+    sample: () => {
+      const usage = process.cpuUsage();
+      return { wrangler: treeMs(wranglerPid), postgres: treeMs(postmaster), self: (usage.user + usage.system) / 1000 };
+    },
+  };
 }
 
 // ---- API helpers -------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ async function acceptsConnections(url: string): Promise<boolean> {
   let socket: ReturnType<typeof connect> | undefined;
   try {
     socket = connect({ hostname: hostname.replace(/^\[|\]$/g, ''), port: Number(port) || (protocol === 'https:' ? 443 : 80) });
+    socket.closed.catch(() => {}); // a refused probe rejects `closed` too; that is the answer, not an error
     await Promise.race([socket.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('probe timeout')), PROBE_TIMEOUT_MS))]);
     return true;
   } catch {

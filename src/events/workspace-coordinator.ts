@@ -39,8 +39,9 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
     // Subscribers only listen; anything they send is ignored.
   }
 
-  override webSocketClose(socket: WebSocket, code: number): void {
-    socket.close(code, 'closing');
+  override webSocketClose(socket: WebSocket): void {
+    // Complete the close handshake; the peer's code may be a reserved one (1005/1006) we cannot echo.
+    socket.close(1000, 'closing');
   }
 
   /** Coalesced restart request; the cycle itself runs from the alarm, detached from the caller. */
