@@ -304,7 +304,7 @@ async function runLoad(label, send, total, concurrency) {
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, loop));
   const elapsedMs = performance.now() - t0;
-  if (completed < total) log(`${label}: stopped after ${completed}/${total} requests (time limit ${PHASE_TIMEOUT_MS / 1000} s)`);
+  if (completed < total) log(`${label}: stopped after ${completed}/${total} requests (${interrupted ? 'interrupted' : `time limit ${PHASE_TIMEOUT_MS / 1000} s`})`);
   return { requested: total, completed, errors, errorSamples, elapsedMs, latencies: latencies.subarray(0, completed) };
 }
 

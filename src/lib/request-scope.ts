@@ -14,6 +14,7 @@ export class RequestScope {
   private pool: Pool | undefined;
   private database: Db | undefined;
   private readonly tasks: Promise<unknown>[] = [];
+  private closing = false;
 
   constructor(readonly env: Bindings) {}
 
@@ -22,7 +23,10 @@ export class RequestScope {
       configureNeon(this.env);
       this.pool = new Pool({ connectionString: this.env.DATABASE_URL });
       // An idle client error (peer closed) must not become an unhandled rejection.
-      this.pool.on('error', (err: unknown) => console.warn('idle pool connection error:', err instanceof Error ? err.message : 'connection closed'));
+      // An idle client dropping while we end the pool is expected; anything earlier is worth a line.
+      this.pool.on('error', (err: unknown) => {
+        if (!this.closing) console.warn('idle pool connection error:', err instanceof Error ? err.message : 'connection closed');
+      });
       this.database = drizzle({ client: this.pool, schema });
     }
     return this.database;
@@ -44,6 +48,7 @@ export class RequestScope {
       seen = this.tasks.length;
       await Promise.allSettled(batch);
     }
+    this.closing = true;
     await this.pool?.end().catch((err) => console.error('pool end failed', err));
   }
 }
