@@ -152,6 +152,7 @@ async function main() {
 
   const cpu = cpuMeter({ wranglerPid: worker.pid, pgDataDir: path.join(tmp, 'data') });
   const stats = stack.relay.stats;
+  const reloads0 = worker.reloads;
   const cpuP0 = cpu.sample();
   const q0 = stats.queries;
   const c0 = stats.connections;
@@ -175,6 +176,7 @@ async function main() {
 
   log(`sequential: ${SEQUENTIAL} proxied requests, one at a time, waiting for the DB to go quiet between them`);
   const seq = await runSequential(proxied, stats, SEQUENTIAL);
+  const reloads = worker.reloads - reloads0;
 
   // 6. Report.
   const pStats = summarize(p);
@@ -200,19 +202,20 @@ async function main() {
     `(proxy adds ~${(pStats.p50 - dStats.p50).toFixed(2)} ms at p50, ~${(pStats.p99 - dStats.p99).toFixed(2)} ms at p99)`);
   out(`agent deliveries during the proxied run: ${agentHits} for ${p.completed} proxied requests`);
   out();
+  const kv = (label, value, extra = '') => out(`  ${label.padEnd(62)} ${value}${extra}`);
   out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
-  out(`  concurrent run, counted when the last response arrived:      ${((q1 - q0) / n).toFixed(2)}`);
-  out(`  concurrent run, response path + background (after 2 s wait): ${((q2 - q0) / n).toFixed(2)}` +
-    (q2b !== q2 ? `  (still moving after the wait: ${((q2b - q0) / n).toFixed(2)} once quiet${stillMoving ? ', and not quiet after 3 s more' : ''})` : ''));
-  out(`  sequential ${SEQUENTIAL}, response path:                          ${seq.responsePath.toFixed(2)}`);
-  out(`  sequential ${SEQUENTIAL}, background (waitUntil):                  ${seq.background.toFixed(2)}`);
-  out(`  sequential ${SEQUENTIAL}, total:                                   ${(seq.responsePath + seq.background).toFixed(2)}` +
-    (seq.errors ? `  (${seq.errors} of ${SEQUENTIAL} failed)` : ''));
+  kv('concurrent run, counted when the last response arrived:', ((q1 - q0) / n).toFixed(2));
+  kv('concurrent run, response path + background (after 2 s wait):', ((q2 - q0) / n).toFixed(2),
+    q2b !== q2 ? `  (still moving after the wait: ${((q2b - q0) / n).toFixed(2)} once quiet${stillMoving ? ', and not quiet after 3 s more' : ''})` : '');
+  kv(`sequential ${SEQUENTIAL}, sent before the response reached the client:`, seq.responsePath.toFixed(2));
+  kv(`sequential ${SEQUENTIAL}, sent after it (background / waitUntil):`, seq.background.toFixed(2));
+  kv(`sequential ${SEQUENTIAL}, total:`, (seq.responsePath + seq.background).toFixed(2), seq.errors ? `  (${seq.errors} of ${SEQUENTIAL} failed)` : '');
   out('Relay WebSocket connections per proxied request:');
-  out(`  concurrent run: ${((c2 - c0) / n).toFixed(2)} (${((c1 - c0) / n).toFixed(2)} by the last response)   sequential: ${seq.connections.toFixed(2)}`);
-  out(`  sequential p50 latency: ${seq.p50.toFixed(2)} ms (no concurrency)`);
+  kv('concurrent run (after the wait):', ((c2 - c0) / n).toFixed(2), `  (${((c1 - c0) / n).toFixed(2)} by the last response)`);
+  kv(`sequential ${SEQUENTIAL}:`, seq.connections.toFixed(2));
   out('  (deferred work starts as soon as the agent has answered, so the activity insert usually reaches');
   out('   the relay before the client has the response; by code reading only the context query gates it)');
+  out(`Sequential proxied latency (one request at a time): p50 ${seq.p50.toFixed(2)} ms`);
   const cpuLine = (label, a, b, run) => {
     const per = (ms) => (ms / (run.completed || 1)).toFixed(2);
     const wall = run.elapsedMs;
@@ -222,7 +225,7 @@ async function main() {
       `bench process (load gen + echo + relay) ${per(b.self - a.self)}`,
     ];
     const total = b.wrangler - a.wrangler + (b.postgres - a.postgres) + (b.self - a.self);
-    return `  ${label}: ${parts.join(', ')} => ${per(total)} ms CPU/request; ${(total / wall).toFixed(2)} of ${cpus.length} cores busy`;
+    return `  ${label}: ${parts.join(', ')} => ${per(total)} ms CPU/request; these used ${(total / wall).toFixed(2)} of ${cpus.length} cores`;
   };
   if (cpu.available) {
     out('CPU time per request during the measured runs (ms, from /proc):');
@@ -234,6 +237,7 @@ async function main() {
     if (run.completed < run.requested) out(`INCOMPLETE (${label}): only ${run.completed} of ${run.requested} requests finished within ${PHASE_TIMEOUT_MS / 1000} s`);
   }
   if (warmupErrors) out(`warm-up failures: ${warmupErrors}`);
+  if (reloads) out(`WARNING: wrangler rebuilt and reloaded the Worker ${reloads} time(s) during the measured runs (files under src/ changed); numbers include that stall and may mix code versions`);
   out(`total bench time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   console.log(lines.join('\n'));
 
@@ -480,6 +484,7 @@ async function startWrangler({ tmp, stack, wranglerVersion }) {
   }));
 
   let ready = false;
+  let reloads = 0;
   const readyPromise = new Promise((resolve, reject) => {
     let pending = '';
     const onData = (chunk) => {
@@ -489,6 +494,8 @@ async function startWrangler({ tmp, stack, wranglerVersion }) {
       for (const line of parts) {
         const clean = line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
         output.push(clean);
+        // wrangler dev watches src/: an edit elsewhere rebuilds and swaps the Worker mid-run.
+        if (ready && clean.includes('Reloading local server')) reloads += 1;
         if (!ready && clean.includes('Ready on')) {
           ready = true;
           resolve();
@@ -528,7 +535,15 @@ async function startWrangler({ tmp, stack, wranglerVersion }) {
     console.error(`[bench] wrangler output:\n${output.lines().join('\n')}`);
     throw err;
   }
-  return { port, pid: child.pid, output, stop };
+  return {
+    port,
+    pid: child.pid,
+    output,
+    stop,
+    get reloads() {
+      return reloads;
+    },
+  };
 }
 
 /**
