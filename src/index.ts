@@ -1,5 +1,7 @@
 import { createApp } from './app';
+import { requeueStaleDispatches } from './a2a/queue';
 import type { Bindings } from './env';
+import { RequestScope } from './lib/request-scope';
 
 export { WorkspaceCoordinator } from './events/workspace-coordinator';
 
@@ -7,7 +9,13 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  async scheduled(_controller: ScheduledController, _env: Bindings, _ctx: ExecutionContext): Promise<void> {
-    // The sweeper (liveness, queue expiry, retention) lands with the provisioner/restart issues.
+  async scheduled(_controller: ScheduledController, env: Bindings, _ctx: ExecutionContext): Promise<void> {
+    // More sweeper passes (liveness, retention) land with the provisioner/restart issues.
+    const scope = new RequestScope(env);
+    try {
+      await requeueStaleDispatches(scope.db);
+    } finally {
+      await scope.close();
+    }
   },
 } satisfies ExportedHandler<Bindings>;

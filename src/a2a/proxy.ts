@@ -72,7 +72,10 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
 
   switch (outcome.kind) {
     case 'ok':
-      return new Response(outcome.body, { status: outcome.status, headers: { 'Content-Type': outcome.contentType ?? 'application/json' } });
+      return new Response(NULL_BODY_STATUSES.has(outcome.status) ? null : outcome.body, {
+        status: outcome.status,
+        headers: { 'Content-Type': outcome.contentType ?? 'application/json' },
+      });
     case 'agent_error':
       // The agent's own error body stays with the agent: it may carry stack traces or paths.
       throw new ApiError(outcome.status as 400, 'workspace agent returned an error', { upstream_status: outcome.status });
@@ -88,6 +91,8 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
       return busyResponse(scope, target, callerId, method, payload);
   }
 }
+
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 
 type BearerInfo = { class: BearerClass; kind: 'none' | 'admin' | 'workspace' | 'org' | 'unknown'; hash: string | null };
 

@@ -6,6 +6,8 @@ import type { JsonObject } from './normalize';
 export const QUEUE_PRIORITY_TASK = 50;
 export const MAX_QUEUE_ATTEMPTS = 5;
 const MAX_TTL_SECONDS = 30 * 86_400;
+// Longest dispatch (30 min agent ceiling) plus slack.
+const STALE_DISPATCH_SECONDS = 35 * 60;
 
 /**
  * `params.expires_in_seconds`: only a positive integer sets a TTL. Absent, zero, negative,
@@ -96,4 +98,17 @@ export async function markFailed(db: Db, id: string, reason: string): Promise<vo
       updatedAt: sql`now()`,
     })
     .where(eq(a2aQueue.id, id));
+}
+
+/**
+ * At-least-once: an item claimed by a drain that died (evicted coordinator, crashed isolate) goes
+ * back to the queue once it has been in flight longer than any dispatch may last.
+ */
+export async function requeueStaleDispatches(db: Db): Promise<number> {
+  const rows = await db
+    .update(a2aQueue)
+    .set({ status: 'queued', dispatchedAt: null, lastError: 'dispatch interrupted', updatedAt: sql`now()` })
+    .where(and(eq(a2aQueue.status, 'dispatched'), sql`${a2aQueue.dispatchedAt} < now() - make_interval(secs => ${STALE_DISPATCH_SECONDS})`))
+    .returning({ id: a2aQueue.id });
+  return rows.length;
 }

@@ -109,7 +109,7 @@ registryRoutes.post('/heartbeat', async (c) => {
 
   // One statement: lock, read the previous state, apply the status rules, write. The wedged
   // self-report is never gated; error-rate inference yields to agents that manage their own status.
-  const result = await scope.db.execute<{ previous_status: string; previous_task: string | null; status: string; max_concurrent_tasks: number }>(sql`
+  const result = await scope.db.execute<{ previous_status: string; previous_task: string | null; status: string; max_concurrent_tasks: number; has_queued: boolean }>(sql`
     WITH prev AS (
       SELECT id, status, current_task FROM workspaces WHERE id = ${id} AND status <> 'removed' FOR UPDATE
     )
@@ -131,7 +131,8 @@ registryRoutes.post('/heartbeat', async (c) => {
         ELSE prev.status
       END
     FROM prev WHERE w.id = prev.id
-    RETURNING prev.status AS previous_status, prev.current_task AS previous_task, w.status, w.max_concurrent_tasks`);
+    RETURNING prev.status AS previous_status, prev.current_task AS previous_task, w.status, w.max_concurrent_tasks,
+      EXISTS (SELECT 1 FROM a2a_queue q WHERE q.workspace_id = w.id AND q.status = 'queued') AS has_queued`);
   const row = result.rows[0];
   if (!row) throw new ApiError(404, 'workspace not found');
 
@@ -141,7 +142,8 @@ registryRoutes.post('/heartbeat', async (c) => {
   }
   if ((row.previous_task ?? null) !== currentTask) publishEvent(scope, 'TASK_UPDATED', id, { current_task: currentTask, active_tasks: activeTasks });
   publishEvent(scope, 'WORKSPACE_HEARTBEAT', id, { active_tasks: activeTasks, uptime_seconds: input.uptime_seconds ?? 0 });
-  if (activeTasks < (row.max_concurrent_tasks || 1)) drainQueueInBackground(scope, id);
+  // Most heartbeats find an empty queue: only wake the coordinator when there is work.
+  if (row.has_queued && activeTasks < (row.max_concurrent_tasks || 1)) drainQueueInBackground(scope, id);
   return c.json({ status: 'ok' });
 });
 

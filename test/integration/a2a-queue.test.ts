@@ -1,3 +1,5 @@
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from 'cloudflare:test';
+import worker from '../../src/index';
 import { describe, expect, it } from 'vitest';
 import { ADMIN, call, callJson, loopback, registeredAgent, sql, waitFor } from '../support/api';
 
@@ -102,5 +104,21 @@ describe('drain on heartbeat', () => {
     const second = await callJson('POST', `/workspaces/${target.id}/a2a`, { token: caller.token, body });
     expect(second.body.queue_id).toBe(first.body.queue_id);
     expect((await sql('SELECT count(*)::int AS n FROM a2a_queue WHERE workspace_id = $1', [target.id]))[0].n).toBe(1);
+  });
+});
+
+describe('cron sweeper', () => {
+  it('requeues items whose drain died mid-dispatch', async () => {
+    const { target, queueId } = await queuedItem();
+    await sql(`UPDATE a2a_queue SET status = 'dispatched', attempts = 1, dispatched_at = now() - interval '40 minutes' WHERE id = $1`, [queueId]);
+    const fresh = await queuedItem();
+    await sql(`UPDATE a2a_queue SET status = 'dispatched', attempts = 1, dispatched_at = now() - interval '1 minute' WHERE id = $1`, [fresh.queueId]);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: '* * * * *' }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const [row] = await sql('SELECT status, attempts, last_error, dispatched_at FROM a2a_queue WHERE id = $1', [queueId]);
+    expect(row).toEqual({ status: 'queued', attempts: 1, last_error: 'dispatch interrupted', dispatched_at: null });
+    expect((await sql('SELECT status FROM a2a_queue WHERE id = $1', [fresh.queueId]))[0].status).toBe('dispatched');
+    expect(target.id).toBeTruthy();
   });
 });
