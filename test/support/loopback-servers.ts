@@ -68,6 +68,7 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
       }
       if (parts[3] === 'restart' && req.method === 'POST') {
         restarts.set(id, (restarts.get(id) ?? 0) + 1);
+        if (provisionerState.get(id) === 'error') return json(500, { error: 'docker daemon exploded' });
         // A slow restart, so overlapping requests have a cycle to coalesce into.
         setTimeout(() => json(202, { ok: true }), 300);
         return;
