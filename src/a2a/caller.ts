@@ -1,11 +1,10 @@
+import type { BearerIdentity } from '../auth/credentials';
 import { ApiError } from '../errors';
 import { isUuid } from '../lib/ids';
 import type { ProxyContext } from './proxy-context';
 
 /** Prefixes reserved for callers inside the platform; over HTTP they can only be forged. */
 const SYSTEM_CALLER_PREFIXES = ['webhook:', 'system:', 'test:', 'channel:'];
-
-export type BearerClass = 'none' | 'admin' | 'token';
 
 /** Header checks that need no database: run before the context query. */
 export function parseCallerHeader(header: string | undefined): string | null {
@@ -26,7 +25,7 @@ export function parseCallerHeader(header: string | undefined): string | null {
 export function resolveCaller(args: {
   targetId: string;
   headerCaller: string | null;
-  bearer: BearerClass;
+  bearer: BearerIdentity['kind'];
   context: Pick<ProxyContext, 'workspaceToken' | 'orgToken'>;
 }): string | null {
   const { targetId, headerCaller, bearer, context } = args;

@@ -1,12 +1,11 @@
 import { eq, sql } from 'drizzle-orm';
 import { recordActivities, type ActivityRecord } from '../activity/record';
-import { hashToken, secretsEqual, tokenKind } from '../auth/tokens';
-import { touchWorkspaceToken } from '../auth/credentials';
+import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
 import { workspaces } from '../db/schema';
 import { ApiError, datastoreUnavailable } from '../errors';
 import type { RequestScope } from '../lib/request-scope';
 import { canCommunicate } from './access';
-import { resolveCaller, type BearerClass } from './caller';
+import { resolveCaller } from './caller';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, RETRY_AFTER_BUSY, RETRY_AFTER_DEAD, type Delivery } from './deliver';
 import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
 import { normalizeA2APayload, type JsonObject } from './normalize';
@@ -29,7 +28,7 @@ export type ProxyRequest = {
  */
 export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<Response> {
   const started = Date.now();
-  const bearer = await classifyBearer(scope, req.bearer);
+  const bearer = await identifyBearer(scope.env, req.bearer);
   let context;
   try {
     context = await loadProxyContext(scope, {
@@ -43,7 +42,7 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
     // would turn a datastore blip into silently dropped messages.
     throw datastoreUnavailable(err);
   }
-  const callerId = resolveCaller({ targetId: req.targetId, headerCaller: req.headerCaller, bearer: bearer.class, context });
+  const callerId = resolveCaller({ targetId: req.targetId, headerCaller: req.headerCaller, bearer: bearer.kind, context });
   if (context.workspaceToken) touchWorkspaceToken(scope, context.workspaceToken.id, context.workspaceToken.last_used_at);
   const target = context.target;
   if (!target) throw new ApiError(404, 'workspace not found');
@@ -93,15 +92,6 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
 }
 
 const NULL_BODY_STATUSES = new Set([204, 205, 304]);
-
-type BearerInfo = { class: BearerClass; kind: 'none' | 'admin' | 'workspace' | 'org' | 'unknown'; hash: string | null };
-
-async function classifyBearer(scope: RequestScope, bearer: string | undefined): Promise<BearerInfo> {
-  if (!bearer) return { class: 'none', kind: 'none', hash: null };
-  if (scope.env.ADMIN_TOKEN && (await secretsEqual(bearer, scope.env.ADMIN_TOKEN))) return { class: 'admin', kind: 'admin', hash: null };
-  const kind = tokenKind(bearer);
-  return { class: 'token', kind: kind ?? 'unknown', hash: kind ? await hashToken(bearer) : null };
-}
 
 /** Poll-mode agents have no URL: the activity row IS the delivery, so it is written before 200. */
 async function queueForPoll(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Response> {

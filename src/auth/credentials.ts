@@ -15,16 +15,29 @@ export type Credential =
 // a hot token from turning every request into a row-locking write.
 const TOUCH_INTERVAL_MS = 60_000;
 
+export type BearerIdentity =
+  | { kind: 'none' }
+  | { kind: 'admin' }
+  | { kind: 'malformed' }
+  | { kind: 'workspace'; hash: string }
+  | { kind: 'org'; hash: string };
+
+/** What a bearer claims to be, before any lookup: the admin secret, or a token of one kind and its hash. */
+export async function identifyBearer(env: RequestScope['env'], bearer: string | undefined): Promise<BearerIdentity> {
+  if (!bearer) return { kind: 'none' };
+  if (env.ADMIN_TOKEN && (await secretsEqual(bearer, env.ADMIN_TOKEN))) return { kind: 'admin' };
+  const kind = tokenKind(bearer);
+  return kind ? { kind, hash: await hashToken(bearer) } : { kind: 'malformed' };
+}
+
 /** Resolves the request's bearer to who it is. A datastore failure is a 503, never a pass. */
 export async function resolveCredential(scope: RequestScope, authorization: string | undefined): Promise<Credential> {
-  const bearer = parseBearer(authorization);
-  if (!bearer) return { kind: 'none' };
-  if (scope.env.ADMIN_TOKEN && (await secretsEqual(bearer, scope.env.ADMIN_TOKEN))) return { kind: 'admin' };
-  const kind = tokenKind(bearer);
-  if (!kind) return { kind: 'invalid' };
-  const hash = await hashToken(bearer);
+  const bearer = await identifyBearer(scope.env, parseBearer(authorization));
+  if (bearer.kind === 'none' || bearer.kind === 'admin') return { kind: bearer.kind };
+  if (bearer.kind === 'malformed') return { kind: 'invalid' };
   try {
-    return kind === 'org' ? await lookupOrgToken(scope, hash) : await lookupWorkspaceToken(scope, hash);
+    if (bearer.kind === 'org') return await lookupOrgToken(scope, bearer.hash);
+    return await lookupWorkspaceToken(scope, bearer.hash);
   } catch (err) {
     throw datastoreUnavailable(err);
   }

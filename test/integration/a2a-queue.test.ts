@@ -109,7 +109,7 @@ describe('drain on heartbeat', () => {
 
 describe('cron sweeper', () => {
   it('requeues items whose drain died mid-dispatch', async () => {
-    const { target, queueId } = await queuedItem();
+    const { queueId } = await queuedItem();
     await sql(`UPDATE a2a_queue SET status = 'dispatched', attempts = 1, dispatched_at = now() - interval '40 minutes' WHERE id = $1`, [queueId]);
     const fresh = await queuedItem();
     await sql(`UPDATE a2a_queue SET status = 'dispatched', attempts = 1, dispatched_at = now() - interval '1 minute' WHERE id = $1`, [fresh.queueId]);
@@ -119,6 +119,5 @@ describe('cron sweeper', () => {
     const [row] = await sql('SELECT status, attempts, last_error, dispatched_at FROM a2a_queue WHERE id = $1', [queueId]);
     expect(row).toEqual({ status: 'queued', attempts: 1, last_error: 'dispatch interrupted', dispatched_at: null });
     expect((await sql('SELECT status FROM a2a_queue WHERE id = $1', [fresh.queueId]))[0].status).toBe('dispatched');
-    expect(target.id).toBeTruthy();
   });
 });

@@ -22,20 +22,22 @@ function status(fn: () => unknown): number | 'ok' {
 
 describe('resolveCaller', () => {
   it('derives the caller from a workspace bearer when the header is absent', () => {
-    expect(resolveCaller({ targetId: T, headerCaller: null, bearer: 'token', context: wsToken(C) })).toBe(C);
+    expect(resolveCaller({ targetId: T, headerCaller: null, bearer: 'workspace', context: wsToken(C) })).toBe(C);
   });
   it('org and admin credentials are canvas-class', () => {
-    expect(resolveCaller({ targetId: T, headerCaller: null, bearer: 'token', context: org })).toBeNull();
+    expect(resolveCaller({ targetId: T, headerCaller: null, bearer: 'org', context: org })).toBeNull();
     expect(resolveCaller({ targetId: T, headerCaller: null, bearer: 'admin', context: none })).toBeNull();
   });
   it('an unresolvable bearer derives no caller and, having no canvas credential, is refused', () => {
-    expect(status(() => resolveCaller({ targetId: T, headerCaller: null, bearer: 'token', context: none }))).toBe(401);
+    expect(status(() => resolveCaller({ targetId: T, headerCaller: null, bearer: 'malformed', context: none }))).toBe(401);
     expect(status(() => resolveCaller({ targetId: T, headerCaller: null, bearer: 'none', context: none }))).toBe(401);
+    // A well-formed workspace token that resolved to nothing (revoked, removed workspace).
+    expect(status(() => resolveCaller({ targetId: T, headerCaller: null, bearer: 'workspace', context: none }))).toBe(401);
   });
   it('a header caller must be backed by its own token', () => {
-    expect(resolveCaller({ targetId: T, headerCaller: C, bearer: 'token', context: wsToken(C) })).toBe(C);
+    expect(resolveCaller({ targetId: T, headerCaller: C, bearer: 'workspace', context: wsToken(C) })).toBe(C);
     expect(status(() => resolveCaller({ targetId: T, headerCaller: C, bearer: 'none', context: none }))).toBe(401);
-    expect(status(() => resolveCaller({ targetId: T, headerCaller: C, bearer: 'token', context: wsToken(T) }))).toBe(401);
+    expect(status(() => resolveCaller({ targetId: T, headerCaller: C, bearer: 'workspace', context: wsToken(T) }))).toBe(401);
     expect(status(() => resolveCaller({ targetId: T, headerCaller: C, bearer: 'admin', context: none }))).toBe(401);
   });
   it('system prefixes are forged, malformed ids are rejected', () => {
