@@ -3,6 +3,7 @@ import { recordActivities, type ActivityRecord } from '../activity/record';
 import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
 import { workspaces } from '../db/schema';
 import { ApiError, datastoreUnavailable } from '../errors';
+import { parseStorableJson } from '../lib/json-text';
 import type { RequestScope } from '../lib/request-scope';
 import { canCommunicate } from './access';
 import { resolveCaller } from './caller';
@@ -132,7 +133,7 @@ function logExchange(
   const { target, callerId, method, payload, outcome, durationMs } = x;
   scope.defer('log a2a exchange', async () => {
     const ok = outcome.kind === 'ok';
-    const responseBody = ok ? parseJson(outcome.body) : null;
+    const responseBody = ok ? parseStorableJson(outcome.body) : null;
     const base = {
       sourceId: callerId,
       targetId: target.id,
@@ -151,16 +152,10 @@ function logExchange(
   });
 }
 
-export function parseJson(bytes: Uint8Array): unknown {
-  if (bytes.byteLength === 0) return null;
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return null;
-  }
-}
-
 function toolTraceOf(body: unknown): unknown {
   const trace = (body as { result?: { metadata?: { tool_trace?: unknown } } } | null)?.result?.metadata?.tool_trace;
   return trace ?? null;
 }
+
+/** @deprecated kept for the queue drain until it imports parseStorableJson directly. */
+export const parseJson = parseStorableJson;

@@ -2,6 +2,7 @@ import { and, eq, isNull, ne, sql } from 'drizzle-orm';
 import { orgApiTokens, workspaceAuthTokens, workspaces } from '../db/schema';
 import { datastoreUnavailable } from '../errors';
 import type { RequestScope } from '../lib/request-scope';
+import { liveWorkspaceToken } from './token-store';
 import { hashToken, parseBearer, secretsEqual, tokenKind } from './tokens';
 
 export type Credential =
@@ -48,7 +49,7 @@ async function lookupWorkspaceToken(scope: RequestScope, hash: string): Promise<
     .select({ id: workspaceAuthTokens.id, workspaceId: workspaceAuthTokens.workspaceId, lastUsedAt: workspaceAuthTokens.lastUsedAt })
     .from(workspaceAuthTokens)
     .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
-    .where(and(eq(workspaceAuthTokens.tokenHash, hash), isNull(workspaceAuthTokens.revokedAt), ne(workspaces.status, 'removed')))
+    .where(and(eq(workspaceAuthTokens.tokenHash, hash), liveWorkspaceToken(), ne(workspaces.status, 'removed')))
     .limit(1);
   if (!row) return { kind: 'invalid' };
   touchWorkspaceToken(scope, row.id, row.lastUsedAt);

@@ -47,8 +47,19 @@ export const ACTIVITY_TYPES = [
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 
+/**
+ * `issued`: the agent's own identity token, handed over by the platform (create, first register,
+ * provision); a workspace holds at most one live one, enforced by a unique index. `minted`: extra
+ * tokens an operator asks for.
+ */
+export const TOKEN_ORIGINS = ['issued', 'minted'] as const;
+export type TokenOrigin = (typeof TOKEN_ORIGINS)[number];
+
 export const QUEUE_STATUSES = ['queued', 'dispatched', 'completed', 'failed', 'dropped'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
+
+/** Largest value of a Postgres `integer` column: inputs bound for one are validated against it. */
+export const PG_INT_MAX = 2_147_483_647;
 
 const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -104,13 +115,18 @@ export const workspaceAuthTokens = pgTable(
       .references(() => workspaces.id, { onDelete: 'cascade' }),
     tokenHash: text('token_hash').notNull(),
     prefix: text('prefix').notNull(),
+    origin: text('origin').$type<TokenOrigin>().notNull().default('issued'),
     createdAt: ts('created_at').notNull().defaultNow(),
     lastUsedAt: ts('last_used_at'),
     revokedAt: ts('revoked_at'),
   },
   (t) => [
+    check('workspace_auth_tokens_origin_check', sql`${t.origin} IN (${inList(TOKEN_ORIGINS)})`),
     uniqueIndex('workspace_auth_tokens_hash_idx').on(t.tokenHash),
     index('workspace_auth_tokens_live_idx').on(t.workspaceId).where(sql`${t.revokedAt} IS NULL`),
+    // Issue-once as a structure, not a read-then-write: racing first registrations cannot both
+    // insert a live issued token, whatever the isolation level or code path.
+    uniqueIndex('workspace_auth_tokens_one_issued_idx').on(t.workspaceId).where(sql`${t.revokedAt} IS NULL AND ${t.origin} = 'issued'`),
   ],
 );
 

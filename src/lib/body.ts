@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { ApiError } from '../errors';
+import { JSON_PROBLEM_TEXT, parseJsonText, type JsonTextProblem } from './json-text';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -49,24 +50,49 @@ export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null
 
 /** JSON body → zod-validated value, or a 400 naming the offending fields (never their values). */
 export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S, maxBytes = 64 * KiB): Promise<z.output<S>> {
-  const text = await readBodyText(c, maxBytes);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ApiError(400, 'request body must be valid JSON');
-  }
-  return validate(schema, json, 'invalid request body');
+  return validate(schema, parseJsonRequest(await readBodyText(c, maxBytes)), 'invalid request body');
+}
+
+/** Request JSON through the edge's JSON gate: depth, NUL and surrogate limits before parsing. */
+export function parseJsonRequest(text: string): unknown {
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) throw jsonProblem(parsed.problem);
+  return parsed.value;
+}
+
+export function jsonProblem(problem: JsonTextProblem | 'invalid'): ApiError {
+  if (problem === 'invalid') return new ApiError(400, 'request body must be valid JSON');
+  return new ApiError(400, JSON_PROBLEM_TEXT[problem], problem === 'too_deep' ? { code: 'json_too_deep' } : { code: 'json_unstorable_text' });
 }
 
 export function validate<S extends z.ZodType>(schema: S, value: unknown, message: string): z.output<S> {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new ApiError(400, message, {
-      issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-    });
-  }
+  if (!parsed.success) throw new ApiError(400, message, { issues: describeIssues(parsed.error.issues) });
   return parsed.data;
+}
+
+const MAX_ISSUES = 10;
+const MAX_SEGMENT = 64;
+const PLAIN_SEGMENT = /^[A-Za-z0-9_]+$/;
+const MAX_MESSAGE = 200;
+
+/**
+ * Validation issues as the caller sees them: the field and the rule, never the value. zod's
+ * messages name types, bounds and allowed options but not the input, except for unknown keys;
+ * the path, though, carries record keys, which are input. So the path keeps only short plain
+ * segments, unknown keys get a fixed text, and the list is capped, so a body with 10,000 bad
+ * fields (or a 5,000-character key) still gets a small answer.
+ */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
+  return issues.slice(0, MAX_ISSUES).map((issue) => ({
+    path: issue.path.map(pathSegment).join('.'),
+    message: issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message.slice(0, MAX_MESSAGE),
+  }));
+}
+
+function pathSegment(seg: PropertyKey): string {
+  if (typeof seg === 'number') return String(seg);
+  return typeof seg === 'string' && seg.length <= MAX_SEGMENT && PLAIN_SEGMENT.test(seg) ? seg : '*';
 }
 
 function tooLarge(maxBytes: number): ApiError {

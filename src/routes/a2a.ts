@@ -1,13 +1,16 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, getTableColumns } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { parseBearer } from '../auth/tokens';
 import { resolveCredential } from '../auth/credentials';
+import { isOperator } from '../auth/middleware';
 import { parseCallerHeader } from '../a2a/caller';
 import { proxyA2A } from '../a2a/proxy';
 import { a2aQueue } from '../db/schema';
+import { storedJson } from '../db/stored-json';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
-import { MiB, readBodyText } from '../lib/body';
+import { jsonProblem, MiB, readBodyText } from '../lib/body';
+import { findJsonTextProblem } from '../lib/json-text';
 import { isUuid, parseWorkspaceId } from '../lib/ids';
 
 export const a2aRoutes = new Hono<AppEnv>();
@@ -19,6 +22,9 @@ a2aRoutes.post('/:id/a2a', async (c) => {
   const targetId = parseWorkspaceId(c.req.param('id'));
   // Size first: an oversized body is refused before anything is looked up or recorded.
   const rawBody = await readBodyText(c, MAX_A2A_REQUEST_BYTES);
+  // Then the JSON gate: a message that could not be recorded must not be delivered either.
+  const problem = findJsonTextProblem(rawBody);
+  if (problem) throw jsonProblem(problem);
   return proxyA2A(c.var.scope, {
     targetId,
     rawBody,
@@ -47,11 +53,11 @@ a2aRoutes.get('/:id/a2a/queue/:queueId', async (c) => {
   const credential = await resolveCredential(c.var.scope, c.req.header('Authorization'));
   if (credential.kind === 'none' || credential.kind === 'invalid') throw notFound;
   const [row] = await c.var.scope.db
-    .select()
+    .select({ ...getTableColumns(a2aQueue), responseBody: storedJson(a2aQueue.responseBody) })
     .from(a2aQueue)
     .where(and(eq(a2aQueue.id, queueId.toLowerCase()), eq(a2aQueue.workspaceId, workspaceId.toLowerCase())));
   if (!row) throw notFound;
-  const operator = credential.kind === 'admin' || credential.kind === 'org';
+  const operator = isOperator(credential);
   const party = credential.kind === 'workspace' && (credential.workspaceId === row.callerId || credential.workspaceId === row.workspaceId);
   if (!operator && !party) throw notFound;
   return c.json({

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { recordActivities } from '../activity/record';
 import { requireWorkspaceAccess } from '../auth/middleware';
 import { ACTIVITY_TYPES, activityLogs } from '../db/schema';
+import { storedJson } from '../db/stored-json';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { MiB, parseJsonBody, validate } from '../lib/body';
@@ -64,9 +65,9 @@ activityRoutes.get('/:id/activity', requireWorkspaceAccess, async (c) => {
       target_id: activityLogs.targetId,
       method: activityLogs.method,
       summary: activityLogs.summary,
-      request_body: activityLogs.requestBody,
-      response_body: activityLogs.responseBody,
-      tool_trace: activityLogs.toolTrace,
+      request_body: storedJson(activityLogs.requestBody),
+      response_body: storedJson(activityLogs.responseBody),
+      tool_trace: storedJson(activityLogs.toolTrace),
       status: activityLogs.status,
       error_detail: activityLogs.errorDetail,
       duration_ms: activityLogs.durationMs,

@@ -1,9 +1,9 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { resolveCredential, type Credential } from '../auth/credentials';
-import { issueToken } from '../auth/tokens';
-import { DELIVERY_MODES, workspaceAuthTokens, workspaces, type DeliveryMode } from '../db/schema';
+import { issueFirstToken } from '../auth/token-store';
+import { DELIVERY_MODES, PG_INT_MAX, workspaces, type DeliveryMode } from '../db/schema';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { publishEvent } from '../events/publish';
@@ -27,18 +27,21 @@ registryRoutes.post('/register', async (c) => {
   const credential = await resolveCredential(scope, c.req.header('Authorization'));
 
   const outcome = await scope.db.transaction(async (tx) => {
-    // Row lock: two first-registrations racing must not both be handed a token.
-    const locked = await tx.execute<{ status: string; delivery_mode: DeliveryMode; platform_inbound_secret: string | null; live_tokens: number }>(sql`
-      SELECT w.status, w.delivery_mode, w.platform_inbound_secret,
-             (SELECT count(*)::int FROM workspace_auth_tokens t WHERE t.workspace_id = w.id AND t.revoked_at IS NULL) AS live_tokens
-        FROM workspaces w WHERE w.id = ${id} FOR UPDATE`);
-    const row = locked.rows[0];
+    // The row lock is its own statement, so everything after it reads what the previous holder
+    // committed (READ COMMITTED snapshots are per statement). Racing registrations serialise here.
+    const [row] = await tx
+      .select({ status: workspaces.status, deliveryMode: workspaces.deliveryMode, inboundSecret: workspaces.platformInboundSecret })
+      .from(workspaces)
+      .where(eq(workspaces.id, id))
+      .for('update');
     // Workspaces are created by operators; register never conjures one (or revives a removed one).
     if (!row || row.status === 'removed') throw new ApiError(404, 'workspace not found');
-    // Bootstrap rule: until the workspace holds a token, registering is how it gets one.
-    if (row.live_tokens > 0) assertOwnToken(credential, id);
+    const ownToken = credential.kind === 'workspace' && credential.workspaceId === id;
+    // Bootstrap: without its own token, a caller gets one only while the workspace holds none.
+    const authToken = ownToken ? undefined : await issueFirstToken(tx, id);
+    if (!ownToken && !authToken) assertOwnToken(credential, id);
 
-    const mode: DeliveryMode = input.delivery_mode ?? row.delivery_mode ?? 'push';
+    const mode: DeliveryMode = input.delivery_mode ?? row.deliveryMode ?? 'push';
     const url = input.url ? assertAgentUrl(c.env, input.url) : undefined;
     if (mode === 'push' && !url) throw new ApiError(400, 'url is required for push delivery (or register with delivery_mode "poll")');
 
@@ -52,15 +55,8 @@ registryRoutes.post('/register', async (c) => {
         lastHeartbeatAt: sql`now()`,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(workspaces.id, id), sql`${workspaces.status} <> 'removed'`));
-
-    let authToken: string | undefined;
-    if (row.live_tokens === 0) {
-      const token = await issueToken('workspace');
-      await tx.insert(workspaceAuthTokens).values({ workspaceId: id, tokenHash: token.hash, prefix: token.prefix });
-      authToken = token.plaintext;
-    }
-    return { mode, url, authToken, inboundSecret: row.platform_inbound_secret };
+      .where(eq(workspaces.id, id));
+    return { mode, url, authToken, inboundSecret: row.inboundSecret };
   });
 
   publishEvent(scope, 'WORKSPACE_ONLINE', id, { url: outcome.url ?? null, agent_card: input.agent_card, delivery_mode: outcome.mode });
@@ -77,7 +73,7 @@ const heartbeatSchema = z.object({
   error_rate: z.number().min(0).max(1).optional(),
   sample_error: z.string().max(4096).optional(),
   active_tasks: z.number().int().min(0).max(100_000).optional(),
-  uptime_seconds: z.number().int().min(0).optional(),
+  uptime_seconds: z.number().int().min(0).max(PG_INT_MAX).optional(),
   current_task: z.string().max(4096).nullable().optional(),
   // Cents; clamped rather than rejected so a buggy agent still heartbeats. 0 = leave as is.
   monthly_spend: z.number().int().optional(),
@@ -85,7 +81,7 @@ const heartbeatSchema = z.object({
   runtime_metadata: z
     .object({
       capabilities: z.record(z.string().max(64), z.boolean()).nullable().optional(),
-      idle_timeout_seconds: z.number().int().optional(),
+      idle_timeout_seconds: z.number().int().max(PG_INT_MAX).optional(),
     })
     .nullable()
     .optional(),

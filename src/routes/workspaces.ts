@@ -1,10 +1,11 @@
 import { and, asc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { requireAdmin, requireWorkspaceAccess } from '../auth/middleware';
+import { isOperator, requireAdmin, requireWorkspaceAccess } from '../auth/middleware';
+import { revokeWorkspaceTokens } from '../auth/token-store';
 import { issueToken, randomSecret } from '../auth/tokens';
 import { secrets, workspaceAuthTokens, workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
 import type { AppEnv } from '../env';
-import { ApiError } from '../errors';
+import { ApiError, pgError } from '../errors';
 import { publishEvent } from '../events/publish';
 import { parseJsonBody } from '../lib/body';
 import { parseWorkspaceId } from '../lib/ids';
@@ -26,7 +27,7 @@ workspaceRoutes.post('/', requireAdmin, async (c) => {
   const url = input.url ? assertAgentUrl(c.env, input.url) : undefined;
   // Encrypt before the transaction so a missing key fails with nothing written.
   const sealed = await sealSecrets(c.env.SECRETS_ENCRYPTION_KEY, input.secrets);
-  if (input.parent_id) await assertParentUsable(scope, input.parent_id);
+  if (input.parent_id) await assertParentLive(scope, input.parent_id);
 
   const status: WorkspaceStatus = external ? (url ? 'online' : 'awaiting_agent') : provisionerFor(c.env) ? 'provisioning' : 'failed';
   const token = external && !url ? await issueToken('workspace') : undefined;
@@ -83,21 +84,32 @@ workspaceRoutes.patch('/:id', requireWorkspaceAccess, async (c) => {
   const id = parseWorkspaceId(c.req.param('id'));
   const input = await parseJsonBody(c, patchWorkspaceSchema);
   const scope = c.var.scope;
-  if (input.parent_id) await assertParentUsable(scope, input.parent_id, id);
-  const [row] = await scope.db
-    .update(workspaces)
-    .set({
-      name: input.name,
-      role: input.role,
-      tier: input.tier,
-      runtime: input.runtime,
-      parentId: input.parent_id,
-      workspaceDir: input.workspace_dir,
-      maxConcurrentTasks: input.max_concurrent_tasks,
-      updatedAt: sql`now()`,
-    })
-    .where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')))
-    .returning({ id: workspaces.id });
+  if (input.parent_id !== undefined) {
+    // Where a workspace sits decides whom it may talk to: an agent cannot move itself.
+    if (!isOperator(c.var.credential)) throw new ApiError(403, 'moving a workspace in the tree is an operator action');
+    if (input.parent_id) await assertParentLive(scope, input.parent_id);
+  }
+  let row;
+  try {
+    [row] = await scope.db
+      .update(workspaces)
+      .set({
+        name: input.name,
+        role: input.role,
+        tier: input.tier,
+        runtime: input.runtime,
+        parentId: input.parent_id,
+        workspaceDir: input.workspace_dir,
+        maxConcurrentTasks: input.max_concurrent_tasks,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')))
+      .returning({ id: workspaces.id });
+  } catch (err) {
+    // The tree's acyclicity is enforced by a trigger (drizzle/0003) that serialises moves.
+    if (pgError(err)?.constraint === 'workspaces_parent_acyclic') throw new ApiError(400, 'a workspace cannot be its own ancestor');
+    throw err;
+  }
   if (!row) throw new ApiError(404, 'workspace not found');
   return c.json({ status: 'updated', ...(input.workspace_dir === null ? { needs_restart: true } : {}) });
 });
@@ -122,14 +134,24 @@ workspaceRoutes.delete('/:id', requireAdmin, async (c) => {
     );
   }
   const ids = family.map((w) => w.id);
-  await scope.db.transaction(async (tx) => {
-    await tx.update(workspaces).set({ status: 'removed', updatedAt: sql`now()` }).where(inArray(workspaces.id, ids));
-    await tx.update(workspaceAuthTokens).set({ revokedAt: sql`now()` }).where(and(inArray(workspaceAuthTokens.workspaceId, ids), isNull(workspaceAuthTokens.revokedAt)));
+  const removedIds = await scope.db.transaction(async (tx) => {
+    // Conditional on "not yet removed": of concurrent deletes exactly one flips the row, the rest
+    // find nothing to do and answer 404 (their transaction rolls back untouched).
+    const removed = await tx
+      .update(workspaces)
+      .set({ status: 'removed', updatedAt: sql`now()` })
+      .where(and(inArray(workspaces.id, ids), ne(workspaces.status, 'removed')))
+      .returning({ id: workspaces.id });
+    if (!removed.some((w) => w.id === id)) throw new ApiError(404, 'workspace not found');
+    await revokeWorkspaceTokens(tx, ids);
+    return new Set(removed.map((w) => w.id));
   });
-  // Descendants first, so a canvas never shows a child whose parent is already gone.
-  for (const w of [...descendants].reverse()) forgetWorkspace(scope, w.id, {});
-  forgetWorkspace(scope, id, { cascade_deleted: descendants.length });
-  return c.json({ status: 'removed', cascade_deleted: descendants.length });
+  // Only what this request removed (a concurrent delete of a child announced its own), and
+  // descendants first, so a canvas never shows a child whose parent is already gone.
+  const cascaded = descendants.filter((w) => removedIds.has(w.id));
+  for (const w of [...cascaded].reverse()) forgetWorkspace(scope, w.id, {});
+  forgetWorkspace(scope, id, { cascade_deleted: cascaded.length });
+  return c.json({ status: 'removed', cascade_deleted: cascaded.length });
 });
 
 /** Live canvas feed for one workspace: a WebSocket served by the workspace's coordinator. */
@@ -160,13 +182,10 @@ async function sealSecrets(keyMaterial: string | undefined, values: Record<strin
   return Promise.all(entries.map(async ([k, v]) => ({ key: k, encryptedValue: await encryptSecret(key, v) })));
 }
 
-/** A parent must exist, be live, and (on re-parenting) must not be the workspace or its descendant. */
-async function assertParentUsable(scope: RequestScope, parentId: string, self?: string): Promise<void> {
+/** A new parent must exist and be live (cycles are the database's to refuse, see the PATCH). */
+async function assertParentLive(scope: RequestScope, parentId: string): Promise<void> {
   const [parent] = await scope.db.select({ id: workspaces.id }).from(workspaces).where(and(eq(workspaces.id, parentId), ne(workspaces.status, 'removed')));
   if (!parent) throw new ApiError(400, 'parent workspace not found');
-  if (self && (await liveFamily(scope, self)).some((w) => w.id === parentId)) {
-    throw new ApiError(400, 'a workspace cannot be its own ancestor');
-  }
 }
 
 type FamilyRow = { id: string; parent_id: string | null; name: string };

@@ -1,4 +1,5 @@
 import { workspaces } from '../db/schema';
+import { storedJson } from '../db/stored-json';
 
 /** Columns any authorised reader may see; secrets, tokens and inbound secrets are never selected. */
 export const workspaceView = {
@@ -12,7 +13,7 @@ export const workspaceView = {
   status: workspaces.status,
   url: workspaces.url,
   delivery_mode: workspaces.deliveryMode,
-  agent_card: workspaces.agentCard,
+  agent_card: storedJson(workspaces.agentCard),
   active_tasks: workspaces.activeTasks,
   max_concurrent_tasks: workspaces.maxConcurrentTasks,
   last_error_rate: workspaces.lastErrorRate,

@@ -1,7 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
-import { ADMIN, BASE, call, callJson, createWorkspace, loopback, registeredAgent, sql, waitFor } from '../support/api';
+import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor } from '../support/api';
 
 const message = (text = 'hello') => ({
   jsonrpc: '2.0',
@@ -10,7 +10,6 @@ const message = (text = 'hello') => ({
   params: { message: { role: 'user', messageId: crypto.randomUUID(), parts: [{ kind: 'text', text }] } },
 });
 
-const received = async (name: string) => (await (await fetch(loopback(`/_received/${name}`))).json()) as { body: string; headers: Record<string, string> }[];
 const uniq = () => crypto.randomUUID().slice(0, 8);
 
 async function pair(targetPath: (name: string) => string, opts: { runtime?: string } = {}) {

@@ -83,3 +83,6 @@ export async function registeredAgent(opts: { url?: string; mode?: 'push' | 'pol
   token ??= reg.body.auth_token;
   return { id: created.id, token: token! };
 }
+
+/** What a loopback agent named `name` has received so far (see loopback-servers.ts). */
+export const received = async (name: string) => (await (await fetch(loopback(`/_received/${name}`))).json()) as { body: string; headers: Record<string, string> }[];

@@ -1,0 +1,37 @@
+import { and, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { workspaceAuthTokens } from '../db/schema';
+import type { Db } from '../lib/request-scope';
+import { issueToken } from './tokens';
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** The one definition of a live workspace token. */
+export function liveWorkspaceToken(): SQL {
+  return isNull(workspaceAuthTokens.revokedAt);
+}
+
+/**
+ * The bootstrap rule: until a workspace holds a live token, registering is how it gets one. One
+ * statement decides and writes: the NOT EXISTS sees tokens committed before it started, and the
+ * unique index on live `issued` tokens turns any insert that raced past it into a no-op. Returns
+ * the plaintext for the one winner, undefined for everyone else.
+ */
+export async function issueFirstToken(db: Db | Tx, workspaceId: string): Promise<string | undefined> {
+  const token = await issueToken('workspace');
+  const inserted = await db.execute<{ id: string }>(sql`
+    INSERT INTO ${workspaceAuthTokens} (workspace_id, token_hash, prefix, origin)
+    SELECT ${workspaceId}::uuid, ${token.hash}, ${token.prefix}, 'issued'
+     WHERE NOT EXISTS (SELECT 1 FROM ${workspaceAuthTokens} WHERE workspace_id = ${workspaceId}::uuid AND revoked_at IS NULL)
+    ON CONFLICT (workspace_id) WHERE revoked_at IS NULL AND origin = 'issued' DO NOTHING
+    RETURNING id`);
+  return inserted.rows.length > 0 ? token.plaintext : undefined;
+}
+
+/** Revokes every live token of the given workspaces (delete, re-provision). */
+export async function revokeWorkspaceTokens(db: Db | Tx, workspaceIds: string[]): Promise<void> {
+  if (workspaceIds.length === 0) return;
+  await db
+    .update(workspaceAuthTokens)
+    .set({ revokedAt: sql`now()` })
+    .where(and(inArray(workspaceAuthTokens.workspaceId, workspaceIds), liveWorkspaceToken()));
+}
