@@ -9,9 +9,15 @@
  * Pure TypeScript: no Node APIs, no dependencies. Runs in workerd, where
  * `crypto.randomUUID()` is available globally.
  *
+ * Before anything is normalised, the envelope is validated: a body that is not a
+ * JSON-RPC request (no string method, params that cannot carry the message,
+ * malformed parts) is refused here, because for a poll-mode target the proxy
+ * answers 200 "queued" and writes the body straight into the inbox.
+ *
  * Error bodies follow the project convention (top-level human string `error`)
- * and also carry a JSON-RPC error object (`rpc_error`). They never contain the
- * raw request body or parser exception text.
+ * and also carry a JSON-RPC error object (`rpc_error`). Their texts are fixed:
+ * they name the offending field (and at most its JSON type or part index), never
+ * its value, the raw request body or parser exception text.
  *
  * Every change to this file must keep the replay corpus in
  * `test/fixtures/a2a_corpus/` green (see its README).
@@ -21,10 +27,46 @@ export type JsonObject = Record<string, unknown>;
 export type NormalizeOk = { ok: true; payload: JsonObject; method: string };
 export type NormalizeErr = { ok: false; status: 400; body: JsonObject };
 
+/** A rejection before it is rendered: JSON-RPC error code and fixed message text. */
+type Problem = { code: number; message: string };
+
 /** JSON-RPC 2.0 "Parse error". */
 const RPC_PARSE_ERROR = -32700;
+/** JSON-RPC 2.0 "Invalid Request": valid JSON, but not a request object. */
+const RPC_INVALID_REQUEST = -32600;
 /** JSON-RPC 2.0 "Invalid params". */
 const RPC_INVALID_PARAMS = -32602;
+
+/** Methods are short routing keys (A2A's longest is ~35 chars) stored in the activity log. */
+const MAX_METHOD_LENGTH = 128;
+/** Far above any real message; bounds the per-part validation work and the inbox row. */
+const MAX_PARTS = 256;
+/**
+ * Longest caller id echoed back in an error. Longer ids are still accepted (JSON-RPC puts no
+ * bound on them) but answered with `id: null`, so an error body stays small whatever was sent.
+ */
+const MAX_ECHOED_ID_LENGTH = 128;
+
+/**
+ * Methods whose params carry the message to deliver (A2A v0.3). The v0.1 names
+ * (`tasks/send`, `tasks/sendSubscribe`) are not listed: no corpus sender uses them. A message
+ * under any other method is still normalised and validated, just not required.
+ */
+const MESSAGE_METHODS: ReadonlySet<string> = new Set(["message/send", "message/stream"]);
+
+/**
+ * The payload field each known part kind must carry (A2A TextPart / FilePart / DataPart).
+ * Unknown kinds pass unchecked so that a newer sender's parts are not refused. A Map, not an
+ * object literal, so that a `kind` like "constructor" cannot hit a prototype property.
+ */
+const PART_PAYLOADS: ReadonlyMap<string, { field: string; expected: string; check: (v: unknown) => boolean }> = new Map([
+  ["text", { field: "text", expected: "a string", check: (v: unknown) => typeof v === "string" }],
+  ["file", { field: "file", expected: "an object", check: isJsonObject }],
+  ["data", { field: "data", expected: "an object", check: isJsonObject }],
+]);
+
+/** Unicode category Cc (C0, DEL, C1): a newline in a method would forge log/summary lines. */
+const CONTROL_CHARACTER = /\p{Cc}/u;
 
 const INVALID_JSON_MESSAGE = "invalid JSON";
 const MISSING_PARTS_MESSAGE =
@@ -41,6 +83,14 @@ function jsonTypeName(value: unknown): string {
   return typeof value;
 }
 
+function invalidRequest(message: string): Problem {
+  return { code: RPC_INVALID_REQUEST, message };
+}
+
+function invalidParams(message: string): Problem {
+  return { code: RPC_INVALID_PARAMS, message };
+}
+
 function fail(
   code: number,
   message: string,
@@ -51,6 +101,129 @@ function fail(
     status: 400,
     body: { error: message, jsonrpc: "2.0", id, rpc_error: { code, message } },
   };
+}
+
+/** The caller's id to echo in errors, if it sent a usable (and short enough) one. */
+function echoableId(id: unknown): string | number | null {
+  if (typeof id === "number") return id;
+  if (typeof id === "string" && id.length <= MAX_ECHOED_ID_LENGTH) return id;
+  return null;
+}
+
+/** `jsonrpc`, `method` and `id`: is this a JSON-RPC 2.0 request object at all? */
+function envelopeProblem(request: JsonObject): Problem | null {
+  // Absent `jsonrpc` means a legacy bare body, which is wrapped below; present means 2.0.
+  if (Object.hasOwn(request, "jsonrpc") && request.jsonrpc !== "2.0") {
+    return invalidRequest('jsonrpc must be "2.0"');
+  }
+  const method = request.method;
+  if (typeof method !== "string" || method.length === 0) {
+    return invalidRequest("method must be a non-empty string");
+  }
+  if (method.length > MAX_METHOD_LENGTH) {
+    return invalidRequest(`method must be at most ${MAX_METHOD_LENGTH} characters`);
+  }
+  if (CONTROL_CHARACTER.test(method)) {
+    return invalidRequest("method must not contain control characters");
+  }
+  const id = request.id;
+  if (Object.hasOwn(request, "id") && id !== null && typeof id !== "string" && typeof id !== "number") {
+    return invalidRequest("id must be a string, number or null");
+  }
+  return null;
+}
+
+/**
+ * Message methods need `params.message` (its own shape is checked by `normaliseMessage`).
+ * Any other method follows JSON-RPC 2.0: params may be omitted, else it must be structured
+ * (object or array). Arrays are allowed because the proxy is a transport: an agent may expose
+ * its own methods with by-position params, and refusing them would break it for no gain. A
+ * scalar (or null) is never a valid JSON-RPC params and is refused rather than queued.
+ */
+function paramsProblem(method: string, request: JsonObject): Problem | null {
+  const params = request.params;
+  if (MESSAGE_METHODS.has(method)) {
+    if (!isJsonObject(params)) return invalidParams("params must be an object");
+    if (!Object.hasOwn(params, "message")) return invalidParams("params.message is required");
+    return null;
+  }
+  if (Object.hasOwn(request, "params") && (params === null || typeof params !== "object")) {
+    return invalidParams("params must be an object or array");
+  }
+  return null;
+}
+
+/** One part: an object with a `kind`, carrying the payload field its kind needs. */
+function partProblem(part: unknown, path: string): Problem | null {
+  if (!isJsonObject(part)) return invalidParams(`${path} must be an object`);
+  const kind = part.kind;
+  // Only `kind`: no corpus sender tags parts with the older `type`, so it is not guessed at.
+  if (typeof kind !== "string" || kind.length === 0) {
+    return invalidParams(`${path}.kind must be a non-empty string`);
+  }
+  const payload = PART_PAYLOADS.get(kind);
+  if (payload && !payload.check(part[payload.field])) {
+    return invalidParams(`${path}.${payload.field} must be ${payload.expected}`);
+  }
+  return null;
+}
+
+/**
+ * A parts list: a non-empty, bounded array of well-formed parts. `path` is the field the
+ * sender used (`parts`, or v0.2 `content`), so the error points at what they actually sent.
+ */
+function partsProblem(parts: unknown, path: string): Problem | null {
+  if (!Array.isArray(parts)) return invalidParams(`${path} must be an array`);
+  if (parts.length === 0) return invalidParams(`${path} must not be empty`);
+  if (parts.length > MAX_PARTS) return invalidParams(`${path} must have at most ${MAX_PARTS} parts`);
+  for (let i = 0; i < parts.length; i++) {
+    const problem = partProblem(parts[i], `${path}[${i}]`);
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/**
+ * Validate `params.message` and bring it to v0.3 in place: `parts` (kept as the very same
+ * array), no `content`, a non-empty `messageId`.
+ */
+function normaliseMessage(message: unknown): Problem | null {
+  if (!isJsonObject(message)) {
+    // Not in the v0.2/v0.3 shapes at all; rejecting beats silently dropping it.
+    return invalidParams(`params.message must be an object, got ${jsonTypeName(message)}`);
+  }
+
+  if (Object.hasOwn(message, "parts")) {
+    const problem = partsProblem(message.parts, "params.message.parts");
+    if (problem) return problem;
+    // v0.3: leave `parts` untouched (no copy); drop any stale v0.2 field.
+    delete message.content;
+  } else if (Object.hasOwn(message, "content")) {
+    const content = message.content;
+    if (typeof content === "string") {
+      // v0.2 string content -> single text part.
+      message.parts = [{ kind: "text", text: content }];
+      delete message.content;
+    } else if (Array.isArray(content)) {
+      // Client meant parts but used the old field name.
+      const problem = partsProblem(content, "params.message.content");
+      if (problem) return problem;
+      message.parts = content;
+      delete message.content;
+    } else {
+      return invalidParams(
+        `params.message.content must be a string or a list of parts, got ${jsonTypeName(content)}`,
+      );
+    }
+  } else {
+    return invalidParams(MISSING_PARTS_MESSAGE);
+  }
+
+  const messageId = message.messageId;
+  if (typeof messageId !== "string" || messageId.length === 0) {
+    message.messageId = crypto.randomUUID();
+  }
+  return null;
 }
 
 /**
@@ -71,12 +244,15 @@ export function normalizeA2APayload(raw: string): NormalizeOk | NormalizeErr {
     return fail(RPC_PARSE_ERROR, INVALID_JSON_MESSAGE, null);
   }
 
-  // Id to echo in errors: the caller's own id, if it sent a usable one.
-  const rawId = parsed.id;
-  const errorId: string | number | null =
-    typeof rawId === "string" || typeof rawId === "number" ? rawId : null;
+  // 2. Envelope and params, on the body as sent (so a bare legacy body is checked too).
+  const errorId = echoableId(parsed.id);
+  const envelope = envelopeProblem(parsed);
+  if (envelope) return fail(envelope.code, envelope.message, errorId);
+  const method = parsed.method as string;
+  const params = paramsProblem(method, parsed);
+  if (params) return fail(params.code, params.message, errorId);
 
-  // 2. Legacy senders post a bare `{ method, params }`: wrap it in an envelope.
+  // 3. Legacy senders post a bare `{ method, params }`: wrap it in an envelope.
   let payload: JsonObject = parsed;
   if (!Object.hasOwn(parsed, "jsonrpc")) {
     payload = {
@@ -87,50 +263,12 @@ export function normalizeA2APayload(raw: string): NormalizeOk | NormalizeErr {
     };
   }
 
-  // 3./4. Message shape (only when there is a message, e.g. not tasks/list).
-  const params = payload.params;
-  if (isJsonObject(params) && Object.hasOwn(params, "message")) {
-    const message = params.message;
-    if (!isJsonObject(message)) {
-      // Not in the v0.2/v0.3 shapes at all; rejecting beats silently dropping it.
-      return fail(
-        RPC_INVALID_PARAMS,
-        `params.message must be an object, got ${jsonTypeName(message)}`,
-        errorId,
-      );
-    }
-
-    if (Object.hasOwn(message, "parts")) {
-      // v0.3: leave `parts` untouched (no copy); drop any stale v0.2 field.
-      delete message.content;
-    } else if (Object.hasOwn(message, "content")) {
-      const content = message.content;
-      if (typeof content === "string") {
-        // v0.2 string content -> single text part.
-        message.parts = [{ kind: "text", text: content }];
-        delete message.content;
-      } else if (Array.isArray(content)) {
-        // Client meant parts but used the old field name.
-        message.parts = content;
-        delete message.content;
-      } else {
-        return fail(
-          RPC_INVALID_PARAMS,
-          `params.message.content must be a string or a list of parts, got ${jsonTypeName(content)}`,
-          errorId,
-        );
-      }
-    } else {
-      return fail(RPC_INVALID_PARAMS, MISSING_PARTS_MESSAGE, errorId);
-    }
-
-    const messageId = message.messageId;
-    if (typeof messageId !== "string" || messageId.length === 0) {
-      message.messageId = crypto.randomUUID();
-    }
+  // 4. Message shape (only when there is a message, e.g. not tasks/list).
+  const carried = payload.params;
+  if (isJsonObject(carried) && Object.hasOwn(carried, "message")) {
+    const problem = normaliseMessage(carried.message);
+    if (problem) return fail(problem.code, problem.message, errorId);
   }
 
-  // 5. Method for routing/metrics.
-  const method = typeof payload.method === "string" ? payload.method : "";
   return { ok: true, payload, method };
 }
