@@ -1,5 +1,5 @@
-import { Hono } from 'hono';
-import type { AppEnv } from './env';
+import { Scalar } from '@scalar/hono-api-reference';
+import { newRouter } from './api/openapi';
 import { renderError } from './errors';
 import { RequestScope } from './lib/request-scope';
 import { a2aRoutes } from './routes/a2a';
@@ -9,8 +9,19 @@ import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
 import { workspaceRoutes } from './routes/workspaces';
 
+export const OPENAPI_INFO = {
+  title: 'Molecule Edge',
+  version: '0.2.0',
+  description:
+    'Control plane for organisations of AI agents: registry, auth, the A2A proxy, the activity feed and live events. ' +
+    'Every error is `{"error": "<fixed text>", ...}`; validation errors list the field and the rule, never the value.',
+};
+
+/** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
+const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes];
+
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  const app = newRouter();
 
   app.use('*', async (c, next) => {
     const scope = new RequestScope(c.env);
@@ -22,14 +33,15 @@ export function createApp() {
     }
   });
 
-  app.route('/health', healthRoutes);
-  app.route('/org/tokens', orgTokenRoutes);
-  app.route('/registry', registryRoutes);
-  // The A2A routes authenticate in-handler (caller identity), so they mount before the
-  // workspace routes whose `/:id` middleware would otherwise claim them.
-  app.route('/workspaces', a2aRoutes);
-  app.route('/workspaces', activityRoutes);
-  app.route('/workspaces', workspaceRoutes);
+  for (const router of ROUTERS) app.route('/', router);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A workspace token (`mws_…`), an org token (`mog_…`) or the ADMIN_TOKEN secret',
+  });
+  app.doc31('/openapi.json', { openapi: '3.1.0', info: OPENAPI_INFO });
+  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Molecule Edge API' }));
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError(renderError);

@@ -228,21 +228,28 @@ function normaliseMessage(message: unknown): Problem | null {
 
 /**
  * Parse and normalise a raw A2A JSON-RPC request body to the canonical v0.3 shape.
- *
- * The parsed object is mutated in place (it is freshly parsed and owned by this
- * call); a v0.3 `parts` array is kept as the very same object (hot path).
+ * Exception text from the parser is deliberately discarded.
  */
 export function normalizeA2APayload(raw: string): NormalizeOk | NormalizeErr {
-  // 1. Parse. Exception text is deliberately discarded.
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return fail(RPC_PARSE_ERROR, INVALID_JSON_MESSAGE, null);
+    return A2A_PARSE_ERROR;
   }
-  if (!isJsonObject(parsed)) {
-    return fail(RPC_PARSE_ERROR, INVALID_JSON_MESSAGE, null);
-  }
+  return normalizeA2ARequest(parsed);
+}
+
+/** The JSON-RPC answer to a body that is not JSON (or not an object) at all. */
+export const A2A_PARSE_ERROR: NormalizeErr = fail(RPC_PARSE_ERROR, INVALID_JSON_MESSAGE, null);
+
+/**
+ * Normalise an already parsed A2A request (the edge parses every body once, behind its JSON
+ * gate). The value is mutated in place (it is freshly parsed and owned by this call); a v0.3
+ * `parts` array is kept as the very same object (hot path).
+ */
+export function normalizeA2ARequest(parsed: unknown): NormalizeOk | NormalizeErr {
+  if (!isJsonObject(parsed)) return A2A_PARSE_ERROR;
 
   // 2. Envelope and params, on the body as sent (so a bare legacy body is checked too).
   const errorId = echoableId(parsed.id);

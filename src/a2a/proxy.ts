@@ -9,13 +9,14 @@ import { canCommunicate } from './access';
 import { resolveCaller } from './caller';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, RETRY_AFTER_BUSY, RETRY_AFTER_DEAD, type Delivery } from './deliver';
 import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
-import { normalizeA2APayload, type JsonObject } from './normalize';
+import { normalizeA2ARequest, type JsonObject } from './normalize';
 import { deliveryModeOf, hasCapability, loadProxyContext, type TargetRow } from './proxy-context';
 import { enqueue } from './queue';
 
 export type ProxyRequest = {
   targetId: string;
-  rawBody: string;
+  /** The parsed body (already through the JSON gate); undefined when it was not JSON. */
+  body: unknown;
   headerCaller: string | null;
   bearer: string | undefined;
   /** Caller-supplied X-Timeout in seconds (already validated), overriding the class ceiling. */
@@ -54,7 +55,7 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
     throw new ApiError(402, 'workspace budget limit exceeded');
   }
 
-  const normalized = normalizeA2APayload(req.rawBody);
+  const normalized = normalizeA2ARequest(req.body);
   if (!normalized.ok) {
     const { error, ...rest } = normalized.body;
     throw new ApiError(normalized.status, String(error), rest);

@@ -1,38 +1,67 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { and, eq, getTableColumns } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { parseBearer } from '../auth/tokens';
-import { resolveCredential } from '../auth/credentials';
-import { isOperator } from '../auth/middleware';
 import { parseCallerHeader } from '../a2a/caller';
 import { proxyA2A } from '../a2a/proxy';
+import { readJsonBody } from '../api/json-body';
+import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
+import { QueueItem, WorkspaceIdParam } from '../api/schemas';
+import { resolveCredential } from '../auth/credentials';
+import { isOperator } from '../auth/guards';
+import { parseBearer } from '../auth/tokens';
 import { a2aQueue } from '../db/schema';
 import { storedJson } from '../db/stored-json';
-import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
-import { jsonProblem, MiB, readBodyText } from '../lib/body';
-import { findJsonTextProblem } from '../lib/json-text';
-import { isUuid, parseWorkspaceId } from '../lib/ids';
+import { MiB } from '../lib/body';
+import { isUuid } from '../lib/ids';
 
-export const a2aRoutes = new Hono<AppEnv>();
+export const a2aRoutes = newRouter();
 
 export const MAX_A2A_REQUEST_BYTES = MiB;
 const MAX_X_TIMEOUT_SECONDS = 24 * 3600;
 
-a2aRoutes.post('/:id/a2a', async (c) => {
-  const targetId = parseWorkspaceId(c.req.param('id'));
-  // Size first: an oversized body is refused before anything is looked up or recorded.
-  const rawBody = await readBodyText(c, MAX_A2A_REQUEST_BYTES);
-  // Then the JSON gate: a message that could not be recorded must not be delivered either.
-  const problem = findJsonTextProblem(rawBody);
-  if (problem) throw jsonProblem(problem);
-  return proxyA2A(c.var.scope, {
-    targetId,
-    rawBody,
-    headerCaller: parseCallerHeader(c.req.header('X-Workspace-ID')),
-    bearer: parseBearer(c.req.header('Authorization')),
-    timeoutSeconds: parseXTimeout(c.req.header('X-Timeout')),
-  });
+/** Validated by the proxy's normaliser (JSON-RPC errors, after authentication), not here. */
+const A2ARequest = z.unknown().openapi('A2ARequest', {
+  type: 'object',
+  description: 'A JSON-RPC 2.0 request; A2A v0.2 (`content`) and v0.3 (`parts`) message shapes are accepted and normalised to v0.3',
+  example: { jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { role: 'user', messageId: 'm-1', parts: [{ kind: 'text', text: 'hello' }] } } },
 });
+
+const A2AHeaders = z.object({
+  'x-workspace-id': z.string().max(128).optional().openapi({ description: 'The calling workspace; must agree with the bearer' }),
+  'x-timeout': z.string().max(16).optional().openapi({ description: 'Overall deadline in whole seconds (≤ 24 h)' }),
+});
+
+a2aRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/workspaces/{id}/a2a',
+    tags: ['a2a'],
+    summary: 'Proxy an A2A JSON-RPC request to the workspace agent (or its poll inbox)',
+    security: bearerSecurity,
+    // Size and the JSON gate first: an oversized or unstorable body is refused before anything
+    // is looked up, recorded or delivered.
+    middleware: [readJsonBody(MAX_A2A_REQUEST_BYTES, { deferInvalid: true })] as const,
+    request: { params: WorkspaceIdParam, headers: A2AHeaders, body: jsonBody(A2ARequest) },
+    responses: {
+      200: json(z.unknown(), "The agent's JSON-RPC response, unchanged (or `{status:'queued'}` for a poll agent)"),
+      202: json(z.object({ queued: z.literal(true), queue_id: z.string(), queue_depth: z.number().int(), message: z.string() }), 'Agent busy: queued for delivery'),
+      ...errors(400, 401, 402, 403, 404, 413, 502, 503),
+    },
+  }),
+  async (c) => {
+    const { id: targetId } = c.req.valid('param');
+    const headers = c.req.valid('header');
+    // The agent's response is relayed as is; the contract documents its shape, it cannot type it.
+    const response = await proxyA2A(c.var.scope, {
+      targetId,
+      body: c.req.valid('json'),
+      headerCaller: parseCallerHeader(headers['x-workspace-id']),
+      bearer: parseBearer(c.req.header('Authorization')),
+      timeoutSeconds: parseXTimeout(headers['x-timeout']),
+    });
+    return response as never;
+  },
+);
 
 /** `X-Timeout: N` (seconds, positive integer) overrides the caller-class ceiling; junk is a 400. */
 function parseXTimeout(header: string | undefined): number | undefined {
@@ -45,10 +74,25 @@ function parseXTimeout(header: string | undefined): number | undefined {
  * Queue item status for the caller that enqueued it, the target, or an operator. Every refusal is
  * a 404 so a queue id's existence never leaks to someone who may not see it.
  */
-a2aRoutes.get('/:id/a2a/queue/:queueId', async (c) => {
+a2aRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/workspaces/{id}/a2a/queue/{queueId}',
+    tags: ['a2a'],
+    summary: 'Status of a queued A2A request (caller, target or operator; everyone else 404)',
+    security: bearerSecurity,
+    // Ids are checked in the handler: a malformed one must look exactly like a missing one.
+    request: {
+      params: z.object({
+        id: z.string().openapi({ param: { name: 'id', in: 'path' }, format: 'uuid' }),
+        queueId: z.string().openapi({ param: { name: 'queueId', in: 'path' }, format: 'uuid' }),
+      }),
+    },
+    responses: { 200: json(QueueItem, 'The queue item'), ...errors(404) },
+  }),
+  async (c) => {
   const notFound = new ApiError(404, 'queue item not found');
-  const workspaceId = c.req.param('id');
-  const queueId = c.req.param('queueId');
+  const { id: workspaceId, queueId } = c.req.valid('param');
   if (!isUuid(workspaceId) || !isUuid(queueId)) throw notFound;
   const credential = await resolveCredential(c.var.scope, c.req.header('Authorization'));
   if (credential.kind === 'none' || credential.kind === 'invalid') throw notFound;
@@ -75,5 +119,6 @@ a2aRoutes.get('/:id/a2a/queue/:queueId', async (c) => {
     expires_at: row.expiresAt,
     expired: row.status === 'queued' && row.expiresAt !== null && row.expiresAt.getTime() <= Date.now(),
     ...(row.status === 'completed' ? { response_status: row.responseStatus, response_body: row.responseBody } : {}),
-  });
-});
+  } as never, 200);
+  },
+);

@@ -1,15 +1,26 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
-import { Hono } from 'hono';
-import type { AppEnv } from '../env';
+import { json, newRouter } from '../api/openapi';
 
-export const healthRoutes = new Hono<AppEnv>();
+export const healthRoutes = newRouter();
 
-healthRoutes.get('/', async (c) => {
-  try {
-    await c.var.scope.db.execute(sql`SELECT 1`);
-    return c.json({ status: 'ok', database: 'ok' });
-  } catch (err) {
-    console.error('health: database unreachable', err);
-    return c.json({ status: 'degraded', database: 'unreachable' }, 503);
-  }
-});
+const Health = z.object({ status: z.enum(['ok', 'degraded']), database: z.enum(['ok', 'unreachable']) }).openapi('Health');
+
+healthRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/health',
+    tags: ['platform'],
+    summary: 'Liveness of the edge and its datastore (no driver text, ever)',
+    responses: { 200: json(Health, 'Healthy'), 503: json(Health, 'Datastore unreachable') },
+  }),
+  async (c) => {
+    try {
+      await c.var.scope.db.execute(sql`SELECT 1`);
+      return c.json({ status: 'ok' as const, database: 'ok' as const }, 200);
+    } catch (err) {
+      console.error('health: database unreachable', err);
+      return c.json({ status: 'degraded' as const, database: 'unreachable' as const }, 503);
+    }
+  },
+);

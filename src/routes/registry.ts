@@ -1,28 +1,52 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
-import { resolveCredential, type Credential } from '../auth/credentials';
+import { readJsonBody } from '../api/json-body';
+import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
+import { Uuid } from '../api/schemas';
+import { resolveCredential } from '../auth/credentials';
+import { assertOwnToken } from '../auth/guards';
 import { issueFirstToken } from '../auth/token-store';
 import { DELIVERY_MODES, PG_INT_MAX, workspaces, type DeliveryMode } from '../db/schema';
-import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { publishEvent } from '../events/publish';
-import { parseJsonBody } from '../lib/body';
+import { KiB } from '../lib/body';
 import { assertAgentUrl } from '../lib/url-policy';
 import { drainQueueInBackground } from '../a2a/queue-drain';
 
-export const registryRoutes = new Hono<AppEnv>();
+export const registryRoutes = newRouter();
 
-const registerSchema = z.object({
-  id: z.guid(),
-  url: z.string().trim().max(2048).optional(),
-  agent_card: z.record(z.string(), z.unknown()),
-  delivery_mode: z.enum(DELIVERY_MODES).optional(),
+const Register = z
+  .object({
+    id: Uuid,
+    url: z.string().trim().max(2048).optional(),
+    agent_card: z.record(z.string(), z.unknown()),
+    delivery_mode: z.enum(DELIVERY_MODES).optional(),
+  })
+  .openapi('Register');
+
+const Registered = z
+  .object({
+    status: z.literal('registered'),
+    delivery_mode: z.enum(DELIVERY_MODES),
+    auth_token: z.string().optional().openapi({ description: 'Only on the registration that bootstraps the first token' }),
+    platform_inbound_secret: z.string().optional(),
+  })
+  .openapi('Registered');
+
+const registerRoute = createRoute({
+  method: 'post',
+  path: '/registry/register',
+  tags: ['registry'],
+  summary: "An agent announces itself (its own token; none until the workspace's first token exists)",
+  security: bearerSecurity,
+  middleware: [readJsonBody(256 * KiB)] as const,
+  request: { body: jsonBody(Register) },
+  responses: { 200: json(Registered, 'Registered'), ...errors(400, 401, 404, 413) },
 });
 
-registryRoutes.post('/register', async (c) => {
-  const input = await parseJsonBody(c, registerSchema, 256 * 1024);
-  const id = input.id.toLowerCase();
+registryRoutes.openapi(registerRoute, async (c) => {
+  const input = c.req.valid('json');
+  const id = input.id;
   const scope = c.var.scope;
   const credential = await resolveCredential(scope, c.req.header('Authorization'));
 
@@ -60,16 +84,19 @@ registryRoutes.post('/register', async (c) => {
   });
 
   publishEvent(scope, 'WORKSPACE_ONLINE', id, { url: outcome.url ?? null, agent_card: input.agent_card, delivery_mode: outcome.mode });
-  return c.json({
-    status: 'registered',
-    delivery_mode: outcome.mode,
-    ...(outcome.authToken ? { auth_token: outcome.authToken } : {}),
-    ...(outcome.inboundSecret ? { platform_inbound_secret: outcome.inboundSecret } : {}),
-  });
+  return c.json(
+    {
+      status: 'registered' as const,
+      delivery_mode: outcome.mode,
+      ...(outcome.authToken ? { auth_token: outcome.authToken } : {}),
+      ...(outcome.inboundSecret ? { platform_inbound_secret: outcome.inboundSecret } : {}),
+    },
+    200,
+  );
 });
 
-const heartbeatSchema = z.object({
-  workspace_id: z.guid(),
+const Heartbeat = z.object({
+  workspace_id: Uuid,
   error_rate: z.number().min(0).max(1).optional(),
   sample_error: z.string().max(4096).optional(),
   active_tasks: z.number().int().min(0).max(100_000).optional(),
@@ -85,13 +112,24 @@ const heartbeatSchema = z.object({
     })
     .nullable()
     .optional(),
-});
+}).openapi('Heartbeat');
 
 const MAX_SPEND_CENTS = 1e12;
 
-registryRoutes.post('/heartbeat', async (c) => {
-  const input = await parseJsonBody(c, heartbeatSchema);
-  const id = input.workspace_id.toLowerCase();
+const heartbeatRoute = createRoute({
+  method: 'post',
+  path: '/registry/heartbeat',
+  tags: ['registry'],
+  summary: 'Liveness and load from the agent (own token); drains the busy queue when there is room',
+  security: bearerSecurity,
+  middleware: [readJsonBody(64 * KiB)] as const,
+  request: { body: jsonBody(Heartbeat) },
+  responses: { 200: json(z.object({ status: z.literal('ok') }), 'Recorded'), ...errors(400, 401, 404, 413) },
+});
+
+registryRoutes.openapi(heartbeatRoute, async (c) => {
+  const input = c.req.valid('json');
+  const id = input.workspace_id;
   const scope = c.var.scope;
   assertOwnToken(await resolveCredential(scope, c.req.header('Authorization')), id);
 
@@ -140,19 +178,13 @@ registryRoutes.post('/heartbeat', async (c) => {
   publishEvent(scope, 'WORKSPACE_HEARTBEAT', id, { active_tasks: activeTasks, uptime_seconds: input.uptime_seconds ?? 0 });
   // Most heartbeats find an empty queue: only wake the coordinator when there is work.
   if (row.has_queued && activeTasks < (row.max_concurrent_tasks || 1)) drainQueueInBackground(scope, id);
-  return c.json({ status: 'ok' });
+  return c.json({ status: 'ok' as const }, 200);
 });
-
-/** Registry calls must carry the workspace's own token (admin and org tokens do not speak for an agent). */
-function assertOwnToken(credential: Credential, workspaceId: string): void {
-  if (credential.kind === 'none') throw new ApiError(401, 'missing workspace auth token');
-  if (credential.kind !== 'workspace' || credential.workspaceId !== workspaceId) throw new ApiError(401, 'invalid workspace auth token');
-}
 
 type RuntimeMetadata = { capabilities?: Record<string, boolean>; idle_timeout_seconds?: number };
 
 /** Absent metadata clears it; empty capability maps and non-positive timeouts are dropped. */
-function runtimeMetadata(input: z.output<typeof heartbeatSchema>['runtime_metadata']): RuntimeMetadata | null {
+function runtimeMetadata(input: z.output<typeof Heartbeat>['runtime_metadata']): RuntimeMetadata | null {
   if (!input) return null;
   const out: RuntimeMetadata = {};
   if (input.capabilities && Object.keys(input.capabilities).length > 0) out.capabilities = { ...input.capabilities };

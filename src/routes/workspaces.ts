@@ -1,26 +1,55 @@
-import { and, asc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { isOperator, requireAdmin, requireWorkspaceAccess } from '../auth/middleware';
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { readJsonBody } from '../api/json-body';
+import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
+import { Workspace, WorkspaceAdmin, WorkspaceIdParam } from '../api/schemas';
+import { authorizeAdmin, authorizeWorkspace, isOperator } from '../auth/guards';
 import { revokeWorkspaceTokens } from '../auth/token-store';
 import { issueToken, randomSecret } from '../auth/tokens';
 import { secrets, workspaceAuthTokens, workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
-import type { AppEnv } from '../env';
 import { ApiError, pgError } from '../errors';
 import { publishEvent } from '../events/publish';
-import { parseJsonBody } from '../lib/body';
-import { parseWorkspaceId } from '../lib/ids';
+import { KiB } from '../lib/body';
 import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, ENCRYPTION_VERSION, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
 import { provisionerFor } from '../provisioning/provisioner';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
+import { liveWorkspace } from '../workspaces/queries';
 import { workspaceAdminView, workspaceView } from '../workspaces/views';
 
-export const workspaceRoutes = new Hono<AppEnv>();
+export const workspaceRoutes = newRouter();
 
-workspaceRoutes.post('/', requireAdmin, async (c) => {
-  const input = await parseJsonBody(c, createWorkspaceSchema);
+const Created = z
+  .object({
+    id: z.string(),
+    status: z.string(),
+    delivery_mode: z.string(),
+    workspace_access: z.string(),
+    awareness_namespace: z.string(),
+    external: z.boolean().optional(),
+    connection: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .openapi({ description: 'External workspaces without a URL: the one-time auth token and copy-paste snippets' }),
+  })
+  .openapi('WorkspaceCreated');
+
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/workspaces',
+    tags: ['workspaces'],
+    summary: 'Create a workspace (external ones get a one-time token and connection snippets)',
+    security: bearerSecurity,
+    middleware: [readJsonBody(64 * KiB)] as const,
+    request: { body: jsonBody(createWorkspaceSchema) },
+    responses: { 201: json(Created, 'Created'), ...errors(400, 401, 413, 503) },
+  }),
+  async (c) => {
+  await authorizeAdmin(c);
+  const input = c.req.valid('json');
   const scope = c.var.scope;
   const external = input.external === true || input.runtime === 'external';
   const deliveryMode: DeliveryMode = input.delivery_mode ?? 'push';
@@ -66,27 +95,66 @@ workspaceRoutes.post('/', requireAdmin, async (c) => {
   if (!external) return c.json(base, 201);
   if (url) return c.json({ ...base, external: true }, 201);
   return c.json({ ...base, external: true, connection: connectionInfo(platformUrl(c.env.EXTERNAL_PLATFORM_URL, c.req.url), created, token!.plaintext, deliveryMode) }, 201);
-});
+  },
+);
 
-workspaceRoutes.get('/', requireAdmin, async (c) => {
-  const rows = await c.var.scope.db.select(workspaceAdminView).from(workspaces).where(ne(workspaces.status, 'removed')).orderBy(asc(workspaces.createdAt));
-  return c.json(rows);
-});
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/workspaces',
+    tags: ['workspaces'],
+    summary: 'Every live workspace, with operator-only fields',
+    security: bearerSecurity,
+    responses: { 200: json(z.array(WorkspaceAdmin), 'Workspaces, oldest first'), ...errors(401) },
+  }),
+  async (c) => {
+    await authorizeAdmin(c);
+    const rows = await c.var.scope.db.select(workspaceAdminView).from(workspaces).where(liveWorkspace()).orderBy(asc(workspaces.createdAt));
+    return c.json(rows as never, 200);
+  },
+);
 
-workspaceRoutes.get('/:id', requireWorkspaceAccess, async (c) => {
-  const id = parseWorkspaceId(c.req.param('id'));
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/workspaces/{id}',
+    tags: ['workspaces'],
+    summary: 'One workspace (operators, or its own token)',
+    security: bearerSecurity,
+    request: { params: WorkspaceIdParam },
+    responses: { 200: json(Workspace, 'The workspace'), ...errors(400, 401, 404) },
+  }),
+  async (c) => {
+  const { id } = c.req.valid('param');
+  await authorizeWorkspace(c, id);
   const [row] = await c.var.scope.db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')));
   if (!row) throw new ApiError(404, 'workspace not found');
-  return c.json(row);
-});
+  return c.json(row as never, 200);
+  },
+);
 
-workspaceRoutes.patch('/:id', requireWorkspaceAccess, async (c) => {
-  const id = parseWorkspaceId(c.req.param('id'));
-  const input = await parseJsonBody(c, patchWorkspaceSchema);
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'patch',
+    path: '/workspaces/{id}',
+    tags: ['workspaces'],
+    summary: 'Update a workspace; moving it in the tree (parent_id) is for operators only',
+    security: bearerSecurity,
+    middleware: [readJsonBody(64 * KiB)] as const,
+    request: { params: WorkspaceIdParam, body: jsonBody(patchWorkspaceSchema) },
+    responses: {
+      200: json(z.object({ status: z.literal('updated'), needs_restart: z.boolean().optional() }), 'Updated'),
+      ...errors(400, 401, 403, 404, 413),
+    },
+  }),
+  async (c) => {
+  const { id } = c.req.valid('param');
+  const input = c.req.valid('json');
+  const credential = await authorizeWorkspace(c, id);
   const scope = c.var.scope;
   if (input.parent_id !== undefined) {
     // Where a workspace sits decides whom it may talk to: an agent cannot move itself.
-    if (!isOperator(c.var.credential)) throw new ApiError(403, 'moving a workspace in the tree is an operator action');
+    if (!isOperator(credential)) throw new ApiError(403, 'moving a workspace in the tree is an operator action');
     if (input.parent_id) await assertParentLive(scope, input.parent_id);
   }
   let row;
@@ -111,12 +179,37 @@ workspaceRoutes.patch('/:id', requireWorkspaceAccess, async (c) => {
     throw err;
   }
   if (!row) throw new ApiError(404, 'workspace not found');
-  return c.json({ status: 'updated', ...(input.workspace_dir === null ? { needs_restart: true } : {}) });
-});
+  return c.json({ status: 'updated' as const, ...(input.workspace_dir === null ? { needs_restart: true } : {}) }, 200);
+  },
+);
 
-workspaceRoutes.delete('/:id', requireAdmin, async (c) => {
-  const id = parseWorkspaceId(c.req.param('id'));
-  const confirmed = c.req.query('confirm') === 'true';
+const ConfirmationRequired = z
+  .object({
+    error: z.string(),
+    status: z.literal('confirmation_required'),
+    children: z.array(z.object({ id: z.string(), name: z.string() })),
+    children_count: z.number().int(),
+  })
+  .openapi('ConfirmationRequired');
+
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'delete',
+    path: '/workspaces/{id}',
+    tags: ['workspaces'],
+    summary: 'Remove a workspace (and, with confirm=true, its descendants); of concurrent deletes one wins, the rest 404',
+    security: bearerSecurity,
+    request: { params: WorkspaceIdParam, query: z.object({ confirm: z.enum(['true', 'false']).optional() }) },
+    responses: {
+      200: json(z.object({ status: z.literal('removed'), cascade_deleted: z.number().int() }), 'Removed'),
+      409: json(ConfirmationRequired, 'The workspace has children: pass confirm=true'),
+      ...errors(400, 401, 404),
+    },
+  }),
+  async (c) => {
+  await authorizeAdmin(c);
+  const { id } = c.req.valid('param');
+  const confirmed = c.req.valid('query').confirm === 'true';
   const scope = c.var.scope;
   const family = await liveFamily(scope, id);
   if (family.length === 0) throw new ApiError(404, 'workspace not found');
@@ -126,7 +219,7 @@ workspaceRoutes.delete('/:id', requireAdmin, async (c) => {
     return c.json(
       {
         error: 'confirmation required: workspace has children (pass ?confirm=true to delete them too)',
-        status: 'confirmation_required',
+        status: 'confirmation_required' as const,
         children: children.map((w) => ({ id: w.id, name: w.name })),
         children_count: children.length,
       },
@@ -151,16 +244,28 @@ workspaceRoutes.delete('/:id', requireAdmin, async (c) => {
   const cascaded = descendants.filter((w) => removedIds.has(w.id));
   for (const w of [...cascaded].reverse()) forgetWorkspace(scope, w.id, {});
   forgetWorkspace(scope, id, { cascade_deleted: cascaded.length });
-  return c.json({ status: 'removed', cascade_deleted: cascaded.length });
-});
+  return c.json({ status: 'removed' as const, cascade_deleted: cascaded.length }, 200);
+  },
+);
 
-/** Live canvas feed for one workspace: a WebSocket served by the workspace's coordinator. */
-workspaceRoutes.get('/:id/events', requireWorkspaceAccess, async (c) => {
-  const id = parseWorkspaceId(c.req.param('id'));
-  if (c.req.header('Upgrade') !== 'websocket') throw new ApiError(426, 'expected a websocket upgrade');
-  const stub = c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id));
-  return stub.fetch(c.req.raw);
-});
+workspaceRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/workspaces/{id}/events',
+    tags: ['workspaces'],
+    summary: "Live canvas feed for one workspace: a WebSocket served by the workspace's coordinator",
+    security: bearerSecurity,
+    request: { params: WorkspaceIdParam },
+    responses: { 101: { description: 'Switching to the WebSocket protocol' }, ...errors(400, 401, 404, 426) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param');
+    await authorizeWorkspace(c, id);
+    if (c.req.header('Upgrade') !== 'websocket') throw new ApiError(426, 'expected a websocket upgrade');
+    const stub = c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id));
+    return (await stub.fetch(c.req.raw)) as never;
+  },
+);
 
 function announceCreated(scope: RequestScope, id: string, input: CreateWorkspaceInput, status: WorkspaceStatus): void {
   const info = { name: input.name, tier: input.tier ?? 3, runtime: input.runtime ?? 'langgraph' };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '@hono/zod-openapi';
 import { DELIVERY_MODES, WORKSPACE_ACCESS } from '../db/schema';
 
 // Names and roles end up in prompts, YAML and shell snippets: no line breaks, no template or

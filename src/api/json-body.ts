@@ -1,0 +1,34 @@
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../env';
+import { jsonProblem, readBodyText } from '../lib/body';
+import { parseJsonText } from '../lib/json-text';
+
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+
+/**
+ * Runs in front of a route's validators (route middleware does): the body is read with a hard
+ * byte cap, passed through the JSON gate (depth, NUL, surrogates), and parsed once; the validator
+ * then gets the parsed value instead of reading the stream again.
+ *
+ * A JSON body is JSON whatever its Content-Type says (the Go platform's binder ignored it too, and
+ * `curl -d` sends form encoding by default), so the validator is shown a JSON media type.
+ *
+ * `deferInvalid`: text that is not JSON reaches the handler as `undefined` instead of a 400 here,
+ * for a route whose pipeline answers it later in its own dialect (the A2A proxy authenticates
+ * first, then answers a JSON-RPC parse error). The gate's limits are never deferred.
+ */
+export function readJsonBody(maxBytes: number, { deferInvalid = false } = {}): MiddlewareHandler<AppEnv> {
+  return async function readJsonBody(c, next) {
+    const parsed = parseJsonText(await readBodyText(c, maxBytes));
+    if (!parsed.ok && (parsed.problem !== 'invalid' || !deferInvalid)) throw jsonProblem(parsed.problem);
+    const value = parsed.ok ? parsed.value : undefined;
+    const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim();
+    if (!JSON_MEDIA_TYPE.test(mediaType)) {
+      const headers = new Headers(c.req.raw.headers);
+      headers.set('Content-Type', 'application/json');
+      c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers });
+    }
+    c.req.json = <T>() => Promise.resolve(value as T);
+    await next();
+  };
+}

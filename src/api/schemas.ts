@@ -1,0 +1,91 @@
+import { z } from '@hono/zod-openapi';
+import { ACTIVITY_TYPES, DELIVERY_MODES, QUEUE_STATUSES, WORKSPACE_ACCESS, WORKSPACE_STATUSES } from '../db/schema';
+
+// Shared pieces of the route contracts. Timestamps are ISO strings on the wire.
+
+const lowercase = (v: string) => v.toLowerCase();
+
+/** Any 8-4-4-4-12 hex id Postgres accepts; version bits are not ours to police. */
+export const Uuid = z.guid().transform(lowercase).openapi({ type: 'string', format: 'uuid' });
+
+export const WorkspaceIdParam = z.object({
+  id: z
+    .guid({ message: 'invalid workspace ID' })
+    .transform(lowercase)
+    .openapi({ param: { name: 'id', in: 'path' }, type: 'string', format: 'uuid' }),
+});
+
+const Timestamp = z.string().openapi({ format: 'date-time' });
+const NullableTimestamp = Timestamp.nullable();
+
+export const Workspace = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: z.string().nullable(),
+    parent_id: z.string().nullable(),
+    runtime: z.string(),
+    model: z.string().nullable(),
+    tier: z.number().int(),
+    status: z.enum(WORKSPACE_STATUSES),
+    url: z.string().nullable(),
+    delivery_mode: z.enum(DELIVERY_MODES),
+    agent_card: z.unknown(),
+    active_tasks: z.number().int(),
+    max_concurrent_tasks: z.number().int(),
+    last_error_rate: z.number(),
+    uptime_seconds: z.number().int(),
+    last_heartbeat_at: NullableTimestamp,
+    last_outbound_at: NullableTimestamp,
+    workspace_access: z.enum(WORKSPACE_ACCESS),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('Workspace');
+
+export const WorkspaceAdmin = Workspace.extend({
+  budget_limit: z.number().int().nullable(),
+  monthly_spend: z.number().int(),
+  current_task: z.string().nullable(),
+  last_sample_error: z.string().nullable(),
+  workspace_dir: z.string().nullable(),
+}).openapi('WorkspaceAdmin');
+
+export const ActivityRow = z
+  .object({
+    id: z.string(),
+    workspace_id: z.string(),
+    activity_type: z.enum(ACTIVITY_TYPES),
+    source_id: z.string().nullable(),
+    target_id: z.string().nullable(),
+    method: z.string().nullable(),
+    summary: z.string().nullable(),
+    request_body: z.unknown().optional(),
+    response_body: z.unknown().optional(),
+    tool_trace: z.unknown().optional(),
+    status: z.enum(['ok', 'error']),
+    error_detail: z.string().nullable(),
+    duration_ms: z.number().int().nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('ActivityRow');
+
+export const QueueItem = z
+  .object({
+    queue_id: z.string(),
+    workspace_id: z.string(),
+    caller_id: z.string().nullable(),
+    status: z.enum(QUEUE_STATUSES),
+    method: z.string().nullable(),
+    priority: z.number().int(),
+    attempts: z.number().int(),
+    last_error: z.string().nullable(),
+    enqueued_at: Timestamp,
+    dispatched_at: NullableTimestamp,
+    completed_at: NullableTimestamp,
+    expires_at: NullableTimestamp,
+    expired: z.boolean(),
+    response_status: z.number().int().nullable().optional(),
+    response_body: z.unknown().optional(),
+  })
+  .openapi('QueueItem');
