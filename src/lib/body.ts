@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { ApiError } from '../errors';
-import { JSON_PROBLEM_TEXT, parseJsonText, type JsonTextProblem } from './json-text';
+import { JSON_PROBLEM_TEXT, type JsonTextProblem } from './json-text';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -48,27 +48,9 @@ export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null
   return bytes;
 }
 
-/** JSON body → zod-validated value, or a 400 naming the offending fields (never their values). */
-export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S, maxBytes = 64 * KiB): Promise<z.output<S>> {
-  return validate(schema, parseJsonRequest(await readBodyText(c, maxBytes)), 'invalid request body');
-}
-
-/** Request JSON through the edge's JSON gate: depth, NUL and surrogate limits before parsing. */
-export function parseJsonRequest(text: string): unknown {
-  const parsed = parseJsonText(text);
-  if (!parsed.ok) throw jsonProblem(parsed.problem);
-  return parsed.value;
-}
-
 export function jsonProblem(problem: JsonTextProblem | 'invalid'): ApiError {
   if (problem === 'invalid') return new ApiError(400, 'request body must be valid JSON');
   return new ApiError(400, JSON_PROBLEM_TEXT[problem], problem === 'too_deep' ? { code: 'json_too_deep' } : { code: 'json_unstorable_text' });
-}
-
-export function validate<S extends z.ZodType>(schema: S, value: unknown, message: string): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ApiError(400, message, { issues: describeIssues(parsed.error.issues) });
-  return parsed.data;
 }
 
 const MAX_ISSUES = 10;

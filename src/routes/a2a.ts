@@ -3,7 +3,7 @@ import { and, eq, getTableColumns } from 'drizzle-orm';
 import { parseCallerHeader } from '../a2a/caller';
 import { proxyA2A } from '../a2a/proxy';
 import { readJsonBody } from '../api/json-body';
-import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
+import { bearerSecurity, ErrorBody, errors, json, jsonBody, newRouter } from '../api/openapi';
 import { QueueItem, WorkspaceIdParam } from '../api/schemas';
 import { resolveCredential } from '../auth/credentials';
 import { isOperator } from '../auth/guards';
@@ -46,6 +46,7 @@ a2aRoutes.openapi(
       200: json(z.unknown(), "The agent's JSON-RPC response, unchanged (or `{status:'queued'}` for a poll agent)"),
       202: json(z.object({ queued: z.literal(true), queue_id: z.string(), queue_depth: z.number().int(), message: z.string() }), 'Agent busy: queued for delivery'),
       ...errors(400, 401, 402, 403, 404, 413, 502, 503),
+      default: json(ErrorBody, "The agent's own error status, relayed with a fixed body (`error`, `upstream_status`), never the agent's text"),
     },
   }),
   async (c) => {
