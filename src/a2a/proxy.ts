@@ -131,21 +131,10 @@ function logExchange(
   scope: RequestScope,
   x: { target: TargetRow; callerId: string | null; method: string; payload: JsonObject; outcome: Delivery; durationMs: number },
 ): void {
-  const { target, callerId, method, payload, outcome, durationMs } = x;
+  const { target, callerId, method, outcome } = x;
   scope.defer('log a2a exchange', async () => {
     const ok = outcome.kind === 'ok';
-    const responseBody = ok ? parseStorableJson(outcome.body) : null;
-    const base = {
-      sourceId: callerId,
-      targetId: target.id,
-      method,
-      requestBody: payload,
-      responseBody,
-      toolTrace: toolTraceOf(responseBody),
-      status: ok ? ('ok' as const) : ('error' as const),
-      errorDetail: ok ? null : FAILURE_TEXT[outcome.kind],
-      durationMs,
-    };
+    const base = exchangeFields(x);
     const rows: ActivityRecord[] = [{ ...base, workspaceId: target.id, activityType: 'a2a_receive', summary: `${method || 'message'} → ${target.name}` }];
     if (callerId && callerId !== target.id) rows.push({ ...base, workspaceId: callerId, activityType: 'a2a_send', summary: `${method || 'message'} → ${target.name}` });
     await recordActivities(scope, rows);
@@ -153,10 +142,31 @@ function logExchange(
   });
 }
 
+/** What every activity row about one delivery says, whichever feed it lands in (the queue drain writes them too). */
+export function exchangeFields(x: {
+  target: Pick<TargetRow, 'id'>;
+  callerId: string | null;
+  method: string | null;
+  payload: JsonObject;
+  outcome: Delivery;
+  durationMs: number;
+}): Omit<ActivityRecord, 'workspaceId' | 'activityType' | 'summary'> {
+  const { outcome } = x;
+  const responseBody = outcome.kind === 'ok' ? parseStorableJson(outcome.body) : null;
+  return {
+    sourceId: x.callerId,
+    targetId: x.target.id,
+    method: x.method,
+    requestBody: x.payload,
+    responseBody,
+    toolTrace: toolTraceOf(responseBody),
+    status: outcome.kind === 'ok' ? 'ok' : 'error',
+    errorDetail: outcome.kind === 'ok' ? null : FAILURE_TEXT[outcome.kind],
+    durationMs: x.durationMs,
+  };
+}
+
 function toolTraceOf(body: unknown): unknown {
   const trace = (body as { result?: { metadata?: { tool_trace?: unknown } } } | null)?.result?.metadata?.tool_trace;
   return trace ?? null;
 }
-
-/** @deprecated kept for the queue drain until it imports parseStorableJson directly. */
-export const parseJson = parseStorableJson;

@@ -67,13 +67,18 @@ export async function enqueue(
 
 export type QueueItem = { id: string; caller_id: string | null; method: string | null; body: JsonObject; attempts: number };
 
-/** Claims the next live item: highest priority, oldest first, never an expired one. */
-export async function claimNext(db: Db, workspaceId: string): Promise<QueueItem | null> {
+/**
+ * Claims the next live item: highest priority, oldest first, never an expired one. `skip` lists
+ * items a drain run already tried: a failed item goes back to `queued`, and without it the same
+ * run would claim it again at once and spend all its attempts in one go.
+ */
+export async function claimNext(db: Db, workspaceId: string, skip: readonly string[] = []): Promise<QueueItem | null> {
   const result = await db.execute<QueueItem>(sql`
     UPDATE a2a_queue SET status = 'dispatched', dispatched_at = now(), attempts = attempts + 1, updated_at = now()
      WHERE id = (
        SELECT id FROM a2a_queue
         WHERE workspace_id = ${workspaceId} AND status = 'queued' AND (expires_at IS NULL OR expires_at > now())
+          AND NOT (id = ANY(${sql.param([...skip])}::uuid[]))
         ORDER BY priority DESC, enqueued_at ASC
         FOR UPDATE SKIP LOCKED LIMIT 1)
     RETURNING id, caller_id, method, body, attempts`);
@@ -97,6 +102,18 @@ export async function markFailed(db: Db, id: string, reason: string): Promise<vo
       dispatchedAt: null,
       updatedAt: sql`now()`,
     })
+    .where(eq(a2aQueue.id, id));
+}
+
+/**
+ * Back to the queue with the claim's attempt given back: for a delivery the agent turned away
+ * before doing any work (it dropped the connection), which says nothing about the item. `reason`
+ * is a fixed text.
+ */
+export async function releaseUncounted(db: Db, id: string, reason: string): Promise<void> {
+  await db
+    .update(a2aQueue)
+    .set({ status: 'queued', attempts: sql`greatest(${a2aQueue.attempts} - 1, 0)`, lastError: reason, dispatchedAt: null, updatedAt: sql`now()` })
     .where(eq(a2aQueue.id, id));
 }
 

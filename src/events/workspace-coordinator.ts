@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Bindings } from '../env';
-import { drainOne } from '../a2a/queue-drain';
+import { drainQueue } from '../a2a/queue-drain';
 import { runRestartCycle } from '../provisioning/restart';
 
 type RestartState = { running: boolean; pending: boolean };
@@ -11,7 +11,8 @@ const DRAIN_KEY = 'drain';
  * One per workspace. Holds the workspace's live-event subscribers (WebSocket hibernation API,
  * so idle canvases cost nothing) and the restart coalescer: N restart requests that overlap an
  * in-flight cycle collapse into exactly one follow-up cycle, so the last cycle always sees the
- * newest secrets and a burst never stacks restarts.
+ * newest secrets and a burst never stacks restarts. Its alarm also runs the A2A queue drain, one
+ * bounded run at a time.
  */
 export class WorkspaceCoordinator extends DurableObject<Bindings> {
   override async fetch(request: Request): Promise<Response> {
@@ -56,20 +57,41 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
     return { coalesced: false };
   }
 
-  /** Asks for one queue drain; requests that arrive before it runs fold into it. */
+  /**
+   * Asks for a queue drain; requests that arrive before it runs fold into it. One that arrives
+   * while a run is under way sets the flag and the alarm again (a running alarm reads as unset),
+   * so that run gets exactly one follow-up.
+   */
   async requestDrain(workspaceId: string): Promise<void> {
     await this.ctx.storage.put(DRAIN_KEY, workspaceId);
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
   }
 
   override async alarm(): Promise<void> {
-    const drainFor = await this.ctx.storage.get<string>(DRAIN_KEY);
-    if (drainFor) {
-      await this.ctx.storage.delete(DRAIN_KEY);
-      await drainOne(this.env, drainFor).catch((err) => console.error('queue drain failed', drainFor, err));
-    }
     const restart = await this.ctx.storage.get<RestartState & { workspaceId: string }>(RESTART_KEY);
-    if (restart?.running) await this.runRestarts(restart.workspaceId);
+    // Side by side: a restart must not wait minutes behind a drain run, and together they must
+    // still fit one alarm's wall time.
+    const settled = await Promise.allSettled([this.runDrain(), restart?.running ? this.runRestarts(restart.workspaceId) : undefined]);
+    // Only storage failures get here (drain runs and restart cycles log their own); for those the
+    // platform's bounded alarm retry is the right answer.
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /**
+   * One bounded drain run. When it stopped on its budget, items may be left: a fresh alarm (with
+   * a fresh wall-time and subrequest budget) continues without waiting for a heartbeat. The flag
+   * is re-checked too, in case a request during the run did not set the alarm itself.
+   */
+  private async runDrain(): Promise<void> {
+    const workspaceId = await this.ctx.storage.get<string>(DRAIN_KEY);
+    if (!workspaceId) return;
+    await this.ctx.storage.delete(DRAIN_KEY);
+    const stop = await drainQueue(this.env, workspaceId);
+    if (stop === 'budget' || (await this.ctx.storage.get<string>(DRAIN_KEY))) {
+      await this.ctx.storage.put(DRAIN_KEY, workspaceId);
+      await this.ctx.storage.setAlarm(Date.now());
+    }
   }
 
   private async runRestarts(workspaceId: string): Promise<void> {

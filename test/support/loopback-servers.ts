@@ -10,6 +10,8 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
   const received = new Map<string, Received[]>();
   const provisionerState = new Map<string, string>();
   const restarts = new Map<string, number>();
+  // Per-name concurrency of the `slow` behaviour: requests in flight now, and the most seen at once.
+  const inFlight = new Map<string, { now: number; peak: number }>();
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://loopback');
@@ -29,6 +31,30 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         let rpc: { id?: unknown } = {};
         try { rpc = JSON.parse(body); } catch { /* echo anyway */ }
         return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { echoed: rpc, metadata: { tool_trace: [{ tool: 'echo' }] } } });
+      }
+      if (behaviour === 'slow') {
+        // /agent/slow/<ms>/<name>: echoes after <ms>, so overlapping deliveries are observable.
+        const gauge = inFlight.get(name) ?? { now: 0, peak: 0 };
+        inFlight.set(name, gauge);
+        gauge.now += 1;
+        gauge.peak = Math.max(gauge.peak, gauge.now);
+        setTimeout(() => {
+          gauge.now -= 1;
+          json(200, { jsonrpc: '2.0', id: null, result: { slow: true } });
+        }, Number(parts[2]));
+        return;
+      }
+      if (behaviour === 'echo-then-reset') {
+        // /agent/echo-then-reset/<n>/<name>: answers the first <n> requests, then drops every
+        // connection (an agent that became busy again).
+        if (received.get(name)!.length > Number(parts[2])) return req.socket.destroy();
+        return json(200, { jsonrpc: '2.0', id: null, result: { accepted: true } });
+      }
+      if (behaviour === 'unstorable') {
+        // /agent/unstorable/<name>: accepts everything, but answers a message whose text is
+        // "poison" with a NUL character, which Postgres refuses to store in jsonb.
+        const poisoned = body.includes('"text":"poison"');
+        return json(200, { jsonrpc: '2.0', id: null, result: poisoned ? { text: '\u0000' } : { accepted: true } });
       }
       if (behaviour === 'status') {
         return json(Number(parts[2]), { error: 'Traceback (most recent call last): File "/srv/agent/secret_path.py", line 3' });
@@ -51,6 +77,7 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
     }
 
     if (parts[0] === '_received') return json(200, received.get(parts[1]!) ?? []);
+    if (parts[0] === '_inflight') return json(200, inFlight.get(parts[1]!) ?? { now: 0, peak: 0 });
 
     if (parts[0] === 'prov') {
       // /prov/workspaces/:id/status | /prov/workspaces/:id/restart | /prov/_state/:id | /prov/_restarts/:id
