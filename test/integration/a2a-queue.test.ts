@@ -274,14 +274,13 @@ describe('a drain run empties the queue', () => {
     expect((await sql(`SELECT sum(attempts)::int AS n FROM a2a_queue WHERE workspace_id = $1 AND status = 'queued'`, [target.id]))[0].n).toBe(1);
   });
 
-  it('an item whose outcome cannot be recorded takes an attempt; the others are still delivered', async () => {
+  it('a response Postgres cannot store: delivered, completed, and recorded without its body', async () => {
     const { target, ids } = await busyTargetWithQueue(4);
-    // The oldest, so it is claimed first and the others come after its failure.
-    await sql(`UPDATE a2a_queue SET body = jsonb_set(body, '{params,message,parts,0,text}', '"poison"'), enqueued_at = now() - interval '1 hour' WHERE id = $1`, [ids[0]]);
+    await sql(`UPDATE a2a_queue SET body = jsonb_set(body, '{params,message,parts,0,text}', '"poison"') WHERE id = $1`, [ids[0]]);
     await recoverAndHeartbeat(target, `/agent/unstorable/${agentName()}`);
-    await expectCompleted(target.id, 3, 10_000);
-    const [poisoned] = await sql(`SELECT status, attempts, last_error, dispatched_at FROM a2a_queue WHERE id = $1`, [ids[0]]);
-    expect(poisoned).toEqual({ status: 'queued', attempts: 1, last_error: 'unknown drain dispatch error', dispatched_at: null });
+    await expectCompleted(target.id, 4, 10_000);
+    const rows = await sql(`SELECT response_body FROM activity_logs WHERE workspace_id = $1 AND request_body->'params'->'message'->'parts'->0->>'text' = 'poison'`, [target.id]);
+    expect(rows).toEqual([{ response_body: null }]);
   });
 
   it('expired items are never delivered; the live ones around them are', async () => {
