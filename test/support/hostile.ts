@@ -1,0 +1,327 @@
+// Hostile-input generators and response checks for the property tests in
+// test/integration/hostile-inputs.test.ts.
+//
+// A hostile value is carried as JSON *text* (not a JS value): deeply nested values are built as
+// strings ('['.repeat(n) + ']'.repeat(n)) because JSON.stringify of a 10,000-deep object may
+// overflow the stack in the test itself, and some texts (1e999, -0, duplicate keys) do not
+// survive a parse/stringify round trip. `renderBody` splices those texts into a valid base body.
+import fc from 'fast-check';
+import { call } from './api';
+
+/** Embedded in every generated string: it must never come back in an error body. */
+export const MARKER = 'Qz9hostileMARK';
+
+/** A hostile value as JSON text; `text` is set for strings (so it can be appended to a valid one). */
+export type Hostile = { cls: string; json: string; text?: string };
+export type Path = (string | number)[];
+/** `append`: the hostile string goes after the field's valid value (keeps '/', 'http://' prefixes). */
+export type Sub = { path: Path; value: Hostile; append?: boolean };
+
+const hv = (cls: string, value: unknown): Hostile => ({ cls, json: JSON.stringify(value), ...(typeof value === 'string' ? { text: value } : {}) });
+const mark = (s: string) => `${MARKER}${s}`;
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
+
+// ---------------------------------------------------------------------------------------------
+// One arbitrary per hostile value class.
+
+const depth = fc.oneof(fc.constantFrom(100, 1000, 5000, 10_000), fc.integer({ min: 100, max: 10_000 }));
+
+/** Arrays / objects / mixed nested 100–10,000 deep, built as text. */
+export const deepNesting: fc.Arbitrary<Hostile> = fc
+  .tuple(fc.constantFrom('array', 'object', 'mixed'), depth)
+  .map(([shape, n]) => {
+    if (shape === 'array') return { cls: `deep-array(${n})`, json: '['.repeat(n) + ']'.repeat(n) };
+    if (shape === 'object') return { cls: `deep-object(${n})`, json: '{"a":'.repeat(n) + '1' + '}'.repeat(n) };
+    // 8 bytes a level: keep it under the 64 KiB body caps.
+    const m = Math.min(n, 6000);
+    return { cls: `deep-mixed(${m})`, json: '{"a":['.repeat(m) + `"${MARKER}"` + ']}'.repeat(m) };
+  });
+
+/** Strings up to ~48 KB of encoded JSON (so most bodies stay under the 64 KiB cap). */
+export const largeString: fc.Arbitrary<Hostile> = fc
+  .tuple(fc.integer({ min: 1024, max: 48 * 1024 }), fc.constantFrom('a', 'é', '😀', '"', '\\', ' ', '\u202e', '<'))
+  .map(([bytes, ch]) => {
+    const per = utf8Bytes(JSON.stringify(ch)) - 2;
+    const s = mark(ch.repeat(Math.max(1, Math.floor(bytes / per))));
+    return hv(`large-string(${bytes}B,${JSON.stringify(ch)})`, s);
+  });
+
+const CONTROL = ['\u0001', '\u0007', '\b', '\t', '\n', '\r', '\u000b', '\u000c', '\u001b', '\u001f', '\u007f', '\u0085', '\u2028', '\u2029'];
+
+/** NUL on its own: Postgres text and jsonb both refuse it. */
+export const nulChars: fc.Arbitrary<Hostile> = fc
+  .constantFrom('\u0000', mark('\u0000'), mark('a\u0000b'), mark('\u0000'.repeat(64)))
+  .map((s) => hv('nul', s));
+
+/** Mixed C0/C1 control characters and line/paragraph separators. */
+export const controlChars: fc.Arbitrary<Hostile> = fc
+  .array(fc.constantFrom(...CONTROL), { minLength: 1, maxLength: 24 })
+  .map((cs) => hv('control-chars', mark(cs.join(''))));
+
+/** Lone / reversed UTF-16 surrogates (sent escaped, as JSON.stringify writes them). */
+export const loneSurrogates: fc.Arbitrary<Hostile> = fc
+  .constantFrom('\ud800', '\udbff', '\udc00', '\udfff', '\udc00\ud800', 'a\ud83d', '\ud83db', '\ud83d'.repeat(100))
+  .map((s) => hv('lone-surrogate', mark(s)));
+
+/** Emoji, ZWJ sequences, RTL overrides, combining marks, BOM, non-characters, astral planes. */
+export const unicode: fc.Arbitrary<Hostile> = fc.oneof(
+  fc
+    .constantFrom('😀', '👩‍👩‍👧‍👦', 'مرحبا بالعالم', '\u202eevil\u202c', 'שלום', '\ufeff', 'e\u0301\u0301\u0301\u0301', '𝕳𝖔𝖘𝖙𝖎𝖑𝖊', '\uffff\ufffe', '\u{10ffff}', 'Z̷̡̛͓̈́a̸̗͝l̵̰̓g̶̱̈o̷͎͐')
+    .map((s) => hv('unicode', mark(s))),
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).map((s) => hv('unicode-random', mark(s))),
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }).map((s) => hv('binary-random', mark(s))),
+);
+
+/** Empty and whitespace-only strings (no marker: they are the whole value). */
+export const emptyish: fc.Arbitrary<Hostile> = fc.constantFrom('', ' ', '   ', '\t\n', '\u00a0').map((s) => hv('empty-string', s));
+
+/** Huge, negative, fractional, overflowing and non-round-trippable numbers (as JSON text). */
+export const hugeNumbers: fc.Arbitrary<Hostile> = fc
+  .constantFrom(
+    '2147483647',
+    '2147483648',
+    '-2147483649',
+    '4294967296',
+    '9007199254740992',
+    '9007199254740993',
+    '123456789012345678901234567890',
+    '1e308',
+    '-1e308',
+    '1e999',
+    '-1',
+    '-0',
+    '1.5',
+    '0.1',
+    '5e-324',
+    '0',
+  )
+  .map((n) => ({ cls: `number(${n})`, json: n }));
+
+/** Arrays, objects, null, booleans and numeric strings where something else is expected. */
+export const wrongTypes: fc.Arbitrary<Hostile> = fc
+  .constantFrom('[]', 'null', 'true', 'false', '[1,"x"]', '{"a":1}', '"123"', `["${MARKER}"]`, `{"${MARKER}":"${MARKER}"}`)
+  .map((json) => ({ cls: `wrong-type(${json.replaceAll(MARKER, 'M')})`, json }));
+
+export const emptyObject: fc.Arbitrary<Hostile> = fc.constant({ cls: 'empty-object', json: '{}' });
+
+/** Records with 5,000-char keys (plain, with NUL, with a lone surrogate) and prototype keys. */
+export const longKeys: fc.Arbitrary<Hostile> = fc
+  .tuple(fc.constantFrom('plain', 'nul', 'surrogate'), fc.constantFrom('"v"', 'true', '1', '{}'))
+  .map(([kind, v]) => {
+    const body = 'k'.repeat(5000);
+    const key = kind === 'plain' ? mark(body) : kind === 'nul' ? mark(`\u0000${body}`) : mark(`\ud800${body}`);
+    return { cls: `long-key(${kind},${v})`, json: `{${JSON.stringify(key)}:${v}}` };
+  });
+
+export const prototypeKeys: fc.Arbitrary<Hostile> = fc
+  .constantFrom('{"__proto__":{"polluted":true}}', '{"constructor":{"prototype":{"polluted":true}}}', '{"a":1,"a":{"b":[]}}')
+  .map((json) => ({ cls: `proto-keys(${json})`, json }));
+
+export const HOSTILE_CLASSES = {
+  deepNesting,
+  largeString,
+  nulChars,
+  controlChars,
+  loneSurrogates,
+  unicode,
+  emptyish,
+  hugeNumbers,
+  wrongTypes,
+  emptyObject,
+  longKeys,
+  prototypeKeys,
+} satisfies Record<string, fc.Arbitrary<Hostile>>;
+
+/** Any hostile JSON value. */
+export const hostileValue: fc.Arbitrary<Hostile> = fc.oneof(...Object.values(HOSTILE_CLASSES));
+
+// ---------------------------------------------------------------------------------------------
+// Substituting hostile values into a valid base body.
+
+const key = (p: Path) => JSON.stringify(p);
+const isPrefix = (a: Path, b: Path) => a.length < b.length && a.every((x, i) => x === b[i]);
+
+function valueAt(base: unknown, path: Path): unknown {
+  let v: unknown = base;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined;
+  return v;
+}
+
+/** One substitution at `path`: replace the value, or (string field, string value) sometimes append to it. */
+function substitution(base: unknown, path: Path, values: fc.Arbitrary<Hostile>): fc.Arbitrary<Sub> {
+  const appendable = typeof valueAt(base, path) === 'string';
+  return fc
+    .tuple(values, appendable ? fc.boolean() : fc.constant(false))
+    .map(([value, append]) => (append && value.text !== undefined ? { path, value, append: true } : { path, value }));
+}
+
+/**
+ * Substitutions into the valid `base` body: mostly one field at a time, sometimes 2–4 fields at
+ * once; `[]` (the whole body) when listed. In multi-field runs no chosen path contains another,
+ * and `keepOne` (if given) is never fully covered, so a row written despite an error can still
+ * be found by the tag those fields carry.
+ */
+export function substitutions(base: unknown, fields: Path[], opts: { values?: fc.Arbitrary<Hostile>; keepOne?: Path[] } = {}): fc.Arbitrary<Sub[]> {
+  const { values = hostileValue, keepOne = [] } = opts;
+  const one = fc.constantFrom(...fields).chain((path) => substitution(base, path, values).map((sub) => [sub]));
+  const leaves = fields.filter((f) => f.length > 0);
+  if (leaves.length < 2) return one;
+  const several = fc
+    .uniqueArray(fc.constantFrom(...leaves), { minLength: 2, maxLength: Math.min(4, leaves.length), selector: key })
+    .filter((ps) => ps.every((a) => ps.every((b) => !isPrefix(a, b))))
+    .filter((ps) => keepOne.length === 0 || keepOne.some((k) => !ps.some((p) => key(p) === key(k))))
+    .chain((ps) => fc.tuple(...ps.map((p) => substitution(base, p, values))));
+  return fc.oneof({ weight: 3, arbitrary: one }, { weight: 1, arbitrary: several });
+}
+
+/** JSON text of `base` with each substituted path replaced by (or appended with) its hostile value. */
+export function renderBody(base: unknown, subs: Sub[]): string {
+  const byPath = new Map(subs.map((s) => [key(s.path), s]));
+  const render = (value: unknown, path: Path): string => {
+    const sub = byPath.get(key(path));
+    if (sub) return sub.append && typeof value === 'string' ? JSON.stringify(value + sub.value.text!) : sub.value.json;
+    if (Array.isArray(value)) return `[${value.map((v, i) => render(v, [...path, i])).join(',')}]`;
+    if (value !== null && typeof value === 'object') {
+      return `{${Object.entries(value)
+        .map(([k, v]) => `${JSON.stringify(k)}:${render(v, [...path, k])}`)
+        .join(',')}}`;
+    }
+    return JSON.stringify(value);
+  };
+  return render(base, []);
+}
+
+export const describeSubs = (subs: Sub[]) =>
+  subs.map((s) => `${s.path.length ? s.path.join('.') : '<body>'}${s.append ? '+=' : '='}${s.value.cls}`).join(', ');
+
+// ---------------------------------------------------------------------------------------------
+// Query-string hostility.
+
+export type QHostile = { cls: string; render: (param: string) => string };
+
+/** Percent-encodes UTF-8 and writes lone surrogates as their (invalid) WTF-8 bytes. */
+export function pctEncode(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (cp >= 0xd800 && cp <= 0xdfff) {
+      out += [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join('');
+    } else out += encodeURIComponent(ch);
+  }
+  return out;
+}
+
+const qValue = (h: Hostile): QHostile => ({ cls: h.cls, render: (p) => `${p}=${pctEncode(h.text ?? h.json)}` });
+
+/** Values for query parameters: the body classes as text, plus URL-level junk. */
+export const hostileQueryValue: fc.Arbitrary<QHostile> = fc.oneof(
+  fc.oneof(largeString, nulChars, controlChars, loneSurrogates, unicode, emptyish, hugeNumbers, wrongTypes, longKeys).map(qValue),
+  depth.map((n) => ({ cls: `deep-text(${n})`, render: (p: string) => `${p}=${'%5B'.repeat(n)}${'%5D'.repeat(n)}` })),
+  fc
+    .constantFrom('%', '%ZZ', '%00', `${MARKER}%00`, '%ED%A0%80', '%C0%AF', '%FF%FE', '+', '%2B1', '%0A1', '1%00', ' 1', '1 ', '0x10', '1_000', '１２')
+    .map((raw) => ({ cls: `raw-query(${raw.replace(MARKER, 'M')})`, render: (p: string) => `${p}=${raw}` })),
+  fc.constantFrom('no-value', 'repeated', 'bracket').map((kind) => ({
+    cls: `query-shape(${kind})`,
+    render: (p: string) => (kind === 'no-value' ? p : kind === 'repeated' ? `${p}=1&${p}=${MARKER}&${p}=2` : `${p}[]=1&${p}[a]=${MARKER}`),
+  })),
+);
+
+export function querySubstitutions(params: string[]): fc.Arbitrary<{ param: string; value: QHostile }[]> {
+  const one = fc.tuple(fc.constantFrom(...params), hostileQueryValue).map(([param, value]) => [{ param, value }]);
+  const several = fc
+    .uniqueArray(fc.constantFrom(...params), { minLength: 2, maxLength: 4 })
+    .chain((ps) => fc.tuple(...ps.map(() => hostileQueryValue)).map((vs) => ps.map((param, i) => ({ param, value: vs[i]! }))));
+  return fc.oneof({ weight: 3, arbitrary: one }, { weight: 1, arbitrary: several });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending and judging responses.
+
+export type Reply = { status: number; text: string; json: unknown };
+
+export async function send(method: string, path: string, opts: { token?: string; raw?: string } = {}): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  if (opts.raw !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await call(method, path, { token: opts.token, raw: opts.raw, headers });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+}
+
+export const MAX_ERROR_BYTES = 2048;
+
+/** Internal text that must never reach a caller: driver, parser, runtime and stack-trace wording. */
+export const INTERNAL_TEXT: RegExp[] = [
+  /violates/i,
+  /syntax/i,
+  /invalid input syntax/i,
+  /maximum call stack/i,
+  /stack depth/i,
+  /unsupported unicode/i,
+  /byte sequence/i,
+  /surrogate/i,
+  /out of range/i,
+  /\bat \S+ \(|\n\s+at \S|\bat \S+:\d+:\d+/,
+  /\b[A-Za-z]*Error:/,
+  /\brelation\b/i,
+  /\bcolumn\b/i,
+  /\bconstraint\b/i,
+  /duplicate key/i,
+  /failed query/i,
+  /\b(select|insert into|update \w+ set|delete from)\b/i,
+  /\bparams:/i,
+  /unexpected (token|end|character|non-whitespace)/i,
+  /not valid JSON/i,
+  /JSON at position/i,
+  /bad control character/i,
+  /neon|drizzle|postgres|\bpg\b|node_modules|\.ts:\d|\.js:\d|workerd/i,
+  /cannot read propert|undefined is not|is not a function|is not iterable/i,
+];
+
+/** Every string in a JSON value (keys and leaves), without recursion limits blowing up. */
+function strings(value: unknown, out: string[] = [], depthLeft = 200): string[] {
+  if (depthLeft === 0) return out;
+  if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) value.forEach((v) => strings(v, out, depthLeft - 1));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      out.push(k);
+      strings(v, out, depthLeft - 1);
+    }
+  }
+  return out;
+}
+
+/** Problems with a response to a hostile request; empty when it is acceptable. */
+export function problemsOf(reply: Reply): string[] {
+  const problems: string[] = [];
+  if (reply.status >= 500) problems.push(`status ${reply.status} (must be < 500)`);
+  if (reply.status < 400) return problems;
+  const bytes = utf8Bytes(reply.text);
+  if (bytes >= MAX_ERROR_BYTES) problems.push(`error body is ${bytes} bytes (must be < ${MAX_ERROR_BYTES})`);
+  const body = reply.json as { error?: unknown } | undefined;
+  if (!body || typeof body !== 'object' || Array.isArray(body) || typeof body.error !== 'string') {
+    problems.push('error body is not a JSON object with a string `error`');
+  }
+  if (reply.text.toLowerCase().includes(MARKER.toLowerCase())) problems.push('error body echoes the generated input (marker found)');
+  const texts = body && typeof body === 'object' ? strings(body) : [reply.text];
+  for (const re of INTERNAL_TEXT) {
+    const hit = texts.find((t) => re.test(t));
+    if (hit !== undefined) problems.push(`internal text ${re} in ${JSON.stringify(excerpt(hit, 160))}`);
+  }
+  return problems;
+}
+
+export function excerpt(text: string, max = 300): string {
+  const clean = text.replaceAll(MARKER, '<MARKER>');
+  return clean.length > max ? `${clean.slice(0, max)}…(${clean.length} chars)` : clean;
+}
+
+export function preview(h: Hostile, max = 80): string {
+  return excerpt(h.json, max);
+}
