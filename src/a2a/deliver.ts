@@ -39,8 +39,9 @@ export function resolveAgentUrl(scope: RequestScope, target: TargetRow): string 
     throw new ApiError(503, 'workspace has no URL', { status: target.status });
   }
   // Re-checked at dispatch: a URL stored under a looser policy (or by hand) is still refused.
-  if (!checkAgentUrl(target.url, agentUrlPolicy(scope.env)).ok) throw new ApiError(502, 'workspace URL is not publicly routable');
-  return target.url;
+  const check = checkAgentUrl(target.url, agentUrlPolicy(scope.env));
+  if (!check.ok) throw new ApiError(502, 'workspace URL is not publicly routable');
+  return check.url.href;
 }
 
 /**

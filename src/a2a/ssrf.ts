@@ -35,6 +35,9 @@ export const REASONS = {
 type Kind = 'unspecified' | 'loopback' | 'private' | 'linkLocal' | 'multicast' | 'reserved';
 
 export function checkAgentUrl(raw: string, policy: UrlPolicy): UrlCheck {
+  // The URL parser silently drops tabs and newlines, so what was checked and stored could differ
+  // from what was sent; control characters have no business in an agent URL at all.
+  if (/[\u0000-\u001f\u007f]/.test(raw)) return { ok: false, reason: REASONS.invalid };
   let url: URL;
   try {
     url = new URL(raw);

@@ -18,5 +18,6 @@ export function agentUrlPolicy(env: Bindings): UrlPolicy {
 export function assertAgentUrl(env: Bindings, raw: string): string {
   const check = checkAgentUrl(raw, agentUrlPolicy(env));
   if (!check.ok) throw new ApiError(400, 'invalid agent url', { reason: check.reason });
-  return raw;
+  // The parsed form is what is stored, and so what dispatch contacts.
+  return check.url.href;
 }

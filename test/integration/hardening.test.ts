@@ -245,3 +245,17 @@ describe('concurrent deletes', () => {
     expect(events[0].n).toBe(1);
   });
 });
+
+describe('agent URLs', () => {
+  it('control characters are refused; what is stored is the parsed form that dispatch contacts', async () => {
+    const ws = await createWorkspace({ external: true });
+    for (const url of [`${loopback('/agent/echo/x')}\t`, `${loopback('/agent/echo/x')}\n123`, `http://exa\u0001mple.com/`]) {
+      const res = await callJson('POST', '/registry/register', { token: ws.token, body: { id: ws.id, agent_card: card, url } });
+      expect(res).toMatchObject({ status: 400, body: { error: 'invalid agent url', reason: 'url is not valid' } });
+    }
+    const ok = await callJson('POST', '/registry/register', { token: ws.token, body: { id: ws.id, agent_card: card, url: 'http://127.0.0.1:9/a/../agent' } });
+    expect(ok.status).toBe(200);
+    const [row] = await sql('SELECT url FROM workspaces WHERE id = $1', [ws.id]);
+    expect(row.url).toBe('http://127.0.0.1:9/agent');
+  });
+});

@@ -264,7 +264,7 @@ export const INTERNAL_TEXT: RegExp[] = [
   /stack depth/i,
   /unsupported unicode/i,
   /byte sequence/i,
-  /surrogate/i,
+  /surrogate must (not )?follow/i, // Postgres jsonb; our own fixed text names surrogates too
   /out of range/i,
   /\bat \S+ \(|\n\s+at \S|\bat \S+:\d+:\d+/,
   /\b[A-Za-z]*Error:/,
