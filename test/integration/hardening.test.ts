@@ -249,7 +249,7 @@ describe('concurrent deletes', () => {
 describe('agent URLs', () => {
   it('control characters are refused; what is stored is the parsed form that dispatch contacts', async () => {
     const ws = await createWorkspace({ external: true });
-    for (const url of [`${loopback('/agent/echo/x')}\t`, `${loopback('/agent/echo/x')}\n123`, `http://exa\u0001mple.com/`]) {
+    for (const url of [`${loopback("/agent/ec\tho/x")}`, `${loopback('/agent/echo/x')}\n123`, `http://exa\u0001mple.com/`]) {
       const res = await callJson('POST', '/registry/register', { token: ws.token, body: { id: ws.id, agent_card: card, url } });
       expect(res).toMatchObject({ status: 400, body: { error: 'invalid agent url', reason: 'url is not valid' } });
     }
