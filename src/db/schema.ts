@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   check,
   doublePrecision,
   index,
@@ -55,6 +56,12 @@ export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 export const TOKEN_ORIGINS = ['issued', 'minted'] as const;
 export type TokenOrigin = (typeof TOKEN_ORIGINS)[number];
 
+export const DELEGATION_STATUSES = ['pending', 'dispatched', 'queued', 'completed', 'failed'] as const;
+export type DelegationStatus = (typeof DELEGATION_STATUSES)[number];
+
+export const MEMORY_SCOPES = ['LOCAL', 'TEAM', 'GLOBAL'] as const;
+export type MemoryScope = (typeof MEMORY_SCOPES)[number];
+
 export const QUEUE_STATUSES = ['queued', 'dispatched', 'completed', 'failed', 'dropped'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
 
@@ -92,6 +99,12 @@ export const workspaces = pgTable(
     workspaceDir: text('workspace_dir'),
     workspaceAccess: text('workspace_access').notNull().default('none'),
     lastOutboundAt: ts('last_outbound_at'),
+    /** The agent's own word on its state (heartbeat `runtime_state`); only `wedged` acts. */
+    runtimeState: text('runtime_state'),
+    /** Whether the agent may message its canvas user (`POST /workspaces/:id/notify`). */
+    talkToUserEnabled: boolean('talk_to_user_enabled').notNull().default(true),
+    /** When the workspace became a tombstone (`removed`); shown in the 410 re-onboarding answer. */
+    removedAt: ts('removed_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
@@ -116,6 +129,8 @@ export const workspaceAuthTokens = pgTable(
     tokenHash: text('token_hash').notNull(),
     prefix: text('prefix').notNull(),
     origin: text('origin').$type<TokenOrigin>().notNull().default('issued'),
+    /** Free text an operator gave a minted token (e.g. "claude-channel"), for display. */
+    label: text('label'),
     createdAt: ts('created_at').notNull().defaultNow(),
     lastUsedAt: ts('last_used_at'),
     revokedAt: ts('revoked_at'),
@@ -253,5 +268,60 @@ export const a2aQueue = pgTable(
       .on(t.workspaceId, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} IS NOT NULL AND ${t.status} IN ('queued', 'dispatched')`),
     index('a2a_queue_dispatch_idx').on(t.workspaceId, t.priority.desc(), t.enqueuedAt).where(sql`${t.status} = 'queued'`),
+  ],
+);
+
+// One row per delegation (a task one workspace hands another), carrying its latest state.
+export const delegations = pgTable(
+  'delegations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    sourceId: uuid('source_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    targetId: uuid('target_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    task: text('task').notNull(),
+    status: text('status').$type<DelegationStatus>().notNull().default('pending'),
+    idempotencyKey: text('idempotency_key'),
+    responsePreview: text('response_preview'),
+    error: text('error'),
+    /** The busy-queue item carrying this delegation, when the target was busy. */
+    queueId: uuid('queue_id'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    completedAt: ts('completed_at'),
+  },
+  (t) => [
+    check('delegations_status_check', sql`${t.status} IN (${inList(DELEGATION_STATUSES)})`),
+    check('delegations_not_self_check', sql`${t.sourceId} <> ${t.targetId}`),
+    // A retried delegate (same key) while the first has not failed is the same delegation.
+    uniqueIndex('delegations_idempotency_idx')
+      .on(t.sourceId, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} IS NOT NULL AND ${t.status} <> 'failed'`),
+    index('delegations_source_created_idx').on(t.sourceId, t.createdAt.desc()),
+    index('delegations_target_idx').on(t.targetId),
+  ],
+);
+
+// Agent memories: LOCAL (the workspace), TEAM (its family), GLOBAL (everyone; root writers only).
+export const memories = pgTable(
+  'memories',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    workspaceId: uuid('workspace_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    content: text('content').notNull(),
+    scope: text('scope').$type<MemoryScope>().notNull(),
+    namespace: text('namespace').notNull().default('general'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('memories_scope_check', sql`${t.scope} IN (${inList(MEMORY_SCOPES)})`),
+    index('memories_ws_created_idx').on(t.workspaceId, t.createdAt.desc()),
+    index('memories_scope_idx').on(t.scope, t.createdAt.desc()),
   ],
 );

@@ -232,7 +232,7 @@ workspaceRoutes.openapi(
     // find nothing to do and answer 404 (their transaction rolls back untouched).
     const removed = await tx
       .update(workspaces)
-      .set({ status: 'removed', updatedAt: sql`now()` })
+      .set({ status: 'removed', removedAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(inArray(workspaces.id, ids), ne(workspaces.status, 'removed')))
       .returning({ id: workspaces.id });
     if (!removed.some((w) => w.id === id)) throw new ApiError(404, 'workspace not found');
