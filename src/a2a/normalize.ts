@@ -106,7 +106,8 @@ function fail(
 /** The caller's id to echo in errors, if it sent a usable (and short enough) one. */
 function echoableId(id: unknown): string | number | null {
   if (typeof id === "number") return id;
-  if (typeof id === "string" && id.length <= MAX_ECHOED_ID_LENGTH) return id;
+  // Printable ASCII only: the id goes back in an error body, and a log line may quote it.
+  if (typeof id === "string" && id.length <= MAX_ECHOED_ID_LENGTH && /^[\x20-\x7e]*$/.test(id)) return id;
   return null;
 }
 

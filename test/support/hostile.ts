@@ -308,7 +308,10 @@ export function problemsOf(reply: Reply): string[] {
   if (!body || typeof body !== 'object' || Array.isArray(body) || typeof body.error !== 'string') {
     problems.push('error body is not a JSON object with a string `error`');
   }
-  if (reply.text.toLowerCase().includes(MARKER.toLowerCase())) problems.push('error body echoes the generated input (marker found)');
+  // A JSON-RPC error must carry the request's `id` (JSON-RPC 2.0 §5): the one echo that is allowed.
+  const rpcError = body && typeof body === 'object' && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
+  const echoable = rpcError ? JSON.stringify({ ...(body as object), id: null }) : reply.text;
+  if (echoable.toLowerCase().includes(MARKER.toLowerCase())) problems.push('error body echoes the generated input (marker found)');
   const texts = body && typeof body === 'object' ? strings(body) : [reply.text];
   for (const re of INTERNAL_TEXT) {
     const hit = texts.find((t) => re.test(t));
