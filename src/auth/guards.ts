@@ -1,7 +1,10 @@
 import type { Context } from 'hono';
 import { isDevMode, type AppEnv } from '../env';
 import { ApiError, datastoreUnavailable } from '../errors';
-import { workspaceIsLive } from '../workspaces/queries';
+import { workspaceIsLive, workspaceTombstone } from '../workspaces/queries';
+import { identifyBearer } from './credentials';
+import { parseBearer } from './tokens';
+import { removedWorkspaceOfToken } from './token-store';
 import { resolveCredential, type Credential } from './credentials';
 
 // Authorisation runs in the handler, after the route's validators: the ids it checks are the
@@ -52,4 +55,34 @@ export async function authorizeWorkspace(c: Context<AppEnv>, workspaceId: string
 export function assertOwnToken(credential: Credential, workspaceId: string): void {
   if (credential.kind === 'none') throw new ApiError(401, 'missing workspace auth token');
   if (credential.kind !== 'workspace' || credential.workspaceId !== workspaceId) throw new ApiError(401, 'invalid workspace auth token');
+}
+
+export type WorkspaceRead = { removed: false; credential: Credential } | { removed: true; removedAt: Date | null };
+
+/**
+ * For the routes that tell a removed workspace's agent it is gone (GET /workspaces/:id → 410,
+ * GET /workspaces/:id/state → deleted), so it can re-onboard instead of retrying forever. Its
+ * token was revoked with the workspace, yet may still learn exactly that about its own workspace
+ * (and nothing else); operators learn it about any. Everyone else gets the usual 401/404.
+ */
+export async function authorizeWorkspaceRead(c: Context<AppEnv>, workspaceId: string): Promise<WorkspaceRead> {
+  const credential = await credentialOf(c);
+  if (credential.kind === 'workspace' && credential.workspaceId === workspaceId) return { removed: false, credential };
+  try {
+    if (isOperator(credential)) {
+      const state = await workspaceTombstone(c.var.scope.db, workspaceId);
+      if (!state) throw new ApiError(404, 'workspace not found');
+      return state.removed ? { removed: true, removedAt: state.removedAt } : { removed: false, credential };
+    }
+    const bearer = await identifyBearer(c.env, parseBearer(c.req.header('Authorization')));
+    if (credential.kind === 'invalid' && bearer.kind === 'workspace') {
+      const removed = await removedWorkspaceOfToken(c.var.scope.db, bearer.hash, workspaceId);
+      if (removed) return { removed: true, removedAt: removed.removedAt };
+    }
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw datastoreUnavailable(err);
+  }
+  if (credential.kind === 'none') throw new ApiError(401, 'missing workspace auth token');
+  throw new ApiError(401, 'invalid workspace auth token');
 }

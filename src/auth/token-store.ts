@@ -1,5 +1,5 @@
-import { and, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import { workspaceAuthTokens } from '../db/schema';
+import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 import { issueToken } from './tokens';
 
@@ -34,4 +34,14 @@ export async function revokeWorkspaceTokens(db: Db | Tx, workspaceIds: string[])
     .update(workspaceAuthTokens)
     .set({ revokedAt: sql`now()` })
     .where(and(inArray(workspaceAuthTokens.workspaceId, workspaceIds), liveWorkspaceToken()));
+}
+
+/** A token (live or revoked) of `workspaceId`, when that workspace is removed: when it was. */
+export async function removedWorkspaceOfToken(db: Db, tokenHash: string, workspaceId: string): Promise<{ removedAt: Date | null } | undefined> {
+  const [row] = await db
+    .select({ removedAt: workspaces.removedAt })
+    .from(workspaceAuthTokens)
+    .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
+    .where(and(eq(workspaceAuthTokens.tokenHash, tokenHash), eq(workspaces.id, workspaceId), eq(workspaces.status, 'removed')));
+  return row;
 }

@@ -10,6 +10,7 @@ import { secrets, workspaceAuthTokens, workspaces, type DeliveryMode, type Works
 import { ApiError, pgError } from '../errors';
 import { publishEvent } from '../events/publish';
 import { KiB } from '../lib/body';
+import { platformUrl } from '../lib/platform-url';
 import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, ENCRYPTION_VERSION, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
@@ -94,7 +95,7 @@ workspaceRoutes.openapi(
   const base = { id: created, status, delivery_mode: deliveryMode, workspace_access: input.workspace_access ?? 'none', awareness_namespace: `workspace:${created}` };
   if (!external) return c.json(base, 201);
   if (url) return c.json({ ...base, external: true }, 201);
-  return c.json({ ...base, external: true, connection: connectionInfo(platformUrl(c.env.EXTERNAL_PLATFORM_URL, c.req.url), created, token!.plaintext, deliveryMode) }, 201);
+  return c.json({ ...base, external: true, connection: connectionInfo(platformUrl(c), created, token!.plaintext, deliveryMode) }, 201);
   },
 );
 
@@ -307,8 +308,4 @@ async function liveFamily(scope: RequestScope, id: string): Promise<FamilyRow[]>
     )
     SELECT id, parent_id, name FROM family ORDER BY depth`);
   return result.rows;
-}
-
-function platformUrl(configured: string | undefined, requestUrl: string): string {
-  return (configured || new URL(requestUrl).origin).replace(/\/+$/, '');
 }

@@ -38,3 +38,9 @@ export async function mayCommunicate(db: Db, callerId: string, targetId: string)
   const live = (id: string) => chains.some((r) => r.origin === id);
   return live(callerId) && live(targetId) && canCommunicate(callerId, targetId, chains);
 }
+
+/** Whether a workspace exists and whether it is a tombstone (undefined: never existed). */
+export async function workspaceTombstone(db: Db, workspaceId: string): Promise<{ removed: boolean; removedAt: Date | null } | undefined> {
+  const [row] = await db.select({ status: workspaces.status, removedAt: workspaces.removedAt }).from(workspaces).where(eq(workspaces.id, workspaceId));
+  return row && { removed: row.status === 'removed', removedAt: row.removedAt };
+}
