@@ -785,9 +785,8 @@ export interface paths {
                         workspace_dir?: string;
                         /** @enum {string} */
                         workspace_access?: "none" | "read_only" | "read_write";
-                        secrets?: {
-                            [key: string]: string;
-                        };
+                        /** @description keys must be environment variable names, values strings of at most 65536 characters */
+                        secrets?: Record<string, never>;
                     };
                 };
             };
@@ -1192,9 +1191,8 @@ export interface components {
             /** @enum {string} */
             runtime_state?: "" | "wedged";
             runtime_metadata?: {
-                capabilities?: {
-                    [key: string]: boolean;
-                } | null;
+                /** @description capability names of at most 64 characters, each true or false */
+                capabilities?: Record<string, never>;
                 idle_timeout_seconds?: number;
             } | null;
         };

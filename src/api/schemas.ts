@@ -89,3 +89,22 @@ export const QueueItem = z
     response_body: z.unknown().optional(),
   })
   .openapi('QueueItem');
+
+/**
+ * A JSON object whose keys are the caller's own (secret names, capability names). A plain
+ * `z.record` reports a bad entry at a path ending in its key, and that key is input: it would come
+ * back in the 400. This reports at the record itself, with a fixed text, and bounds the entry count.
+ */
+export function entriesOf<V extends z.ZodType>(key: z.ZodType<string>, value: V, rule: string, maxEntries = 256) {
+  return z
+    .custom<Record<string, z.output<V>>>(
+      (v) =>
+        typeof v === 'object' &&
+        v !== null &&
+        !Array.isArray(v) &&
+        Object.keys(v).length <= maxEntries &&
+        Object.entries(v).every(([k, x]) => key.safeParse(k).success && value.safeParse(x).success),
+      { message: `${rule} (at most ${maxEntries} entries)` },
+    )
+    .openapi({ type: 'object', description: rule, maxProperties: maxEntries });
+}

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { Uuid } from '../api/schemas';
+import { entriesOf, Uuid } from '../api/schemas';
 import { resolveCredential } from '../auth/credentials';
 import { assertOwnToken } from '../auth/guards';
 import { issueFirstToken } from '../auth/token-store';
@@ -107,7 +107,7 @@ const Heartbeat = z.object({
   runtime_state: z.enum(['', 'wedged']).optional(),
   runtime_metadata: z
     .object({
-      capabilities: z.record(z.string().max(64), z.boolean()).nullable().optional(),
+      capabilities: entriesOf(z.string().max(64), z.boolean(), 'capability names of at most 64 characters, each true or false').nullable().optional(),
       idle_timeout_seconds: z.number().int().max(PG_INT_MAX).optional(),
     })
     .nullable()

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { entriesOf } from '../api/schemas';
 import { DELIVERY_MODES, WORKSPACE_ACCESS } from '../db/schema';
 
 // Names and roles end up in prompts, YAML and shell snippets: no line breaks, no template or
@@ -34,7 +35,7 @@ export const createWorkspaceSchema = z.object({
   delivery_mode: z.enum(DELIVERY_MODES).optional(),
   workspace_dir: workspaceDir.optional(),
   workspace_access: z.enum(WORKSPACE_ACCESS).optional(),
-  secrets: z.record(secretKey, z.string().max(65_536)).optional(),
+  secrets: entriesOf(secretKey, z.string().max(65_536), 'keys must be environment variable names, values strings of at most 65536 characters').optional(),
 });
 export type CreateWorkspaceInput = z.output<typeof createWorkspaceSchema>;
 
