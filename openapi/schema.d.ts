@@ -276,6 +276,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Removed: re-onboard (`hint`) */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkspaceRemoved"];
+                    };
+                };
                 /** @description Request body too large */
                 413: {
                     headers: {
@@ -325,6 +334,7 @@ export interface paths {
                         "application/json": {
                             /** @enum {string} */
                             status: "ok";
+                            platform_inbound_secret?: string;
                         };
                     };
                 };
@@ -570,7 +580,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The activity feed: newest first, or oldest first after a since_id cursor */
+        /** The activity feed: after a since_id cursor oldest first, else the newest rows (order: see README, "the feed-ordering rule") */
         get: {
             parameters: {
                 query?: {
@@ -579,6 +589,12 @@ export interface paths {
                     limit?: number;
                     since_secs?: number;
                     since_id?: string;
+                    /** @description Only rows exchanged with this workspace */
+                    peer_id?: string;
+                    /** @description Only rows older than this */
+                    before_ts?: string;
+                    /** @description Without since_id: the newest rows newest first (desc) or in recorded order (asc); see the feed-ordering rule */
+                    order?: "asc" | "desc";
                 };
                 header?: never;
                 path: {
@@ -851,7 +867,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One workspace (operators, or its own token) */
+        /** One workspace (operators, or its own token); a removed one is 410 with a re-onboarding hint, also to its agent's revoked token */
         get: {
             parameters: {
                 query?: never;
@@ -897,6 +913,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Removed: the agent should re-onboard (`hint`) */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkspaceRemoved"];
                     };
                 };
             };
@@ -1169,6 +1194,14 @@ export interface components {
             auth_token?: string;
             platform_inbound_secret?: string;
         };
+        WorkspaceRemoved: {
+            /** @enum {string} */
+            error: "workspace removed";
+            id: string;
+            /** Format: date-time */
+            removed_at: string | null;
+            hint: string;
+        };
         Register: {
             /** Format: uuid */
             id: string;
@@ -1188,8 +1221,7 @@ export interface components {
             uptime_seconds?: number;
             current_task?: string | null;
             monthly_spend?: number;
-            /** @enum {string} */
-            runtime_state?: "" | "wedged";
+            runtime_state?: string;
             runtime_metadata?: {
                 /** @description capability names of at most 64 characters, each true or false */
                 capabilities?: Record<string, never>;
@@ -1257,6 +1289,15 @@ export interface components {
             duration_ms: number | null;
             /** Format: date-time */
             created_at: string;
+            /** @description Inbound A2A rows only: the message as the Python SDK reads it */
+            data?: {
+                /** @enum {string} */
+                source: "canvas_user" | "peer_agent";
+                source_id: string;
+                text: string;
+                peer_name?: string;
+                peer_role?: string;
+            };
         };
         ReportActivity: {
             /** @enum {string} */
@@ -1318,6 +1359,8 @@ export interface components {
             last_outbound_at: string | null;
             /** @enum {string} */
             workspace_access: "none" | "read_only" | "read_write";
+            runtime_state: string | null;
+            talk_to_user_enabled: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */

@@ -38,10 +38,16 @@ export const Workspace = z
     last_heartbeat_at: NullableTimestamp,
     last_outbound_at: NullableTimestamp,
     workspace_access: z.enum(WORKSPACE_ACCESS),
+    runtime_state: z.string().nullable(),
+    talk_to_user_enabled: z.boolean(),
     created_at: Timestamp,
     updated_at: Timestamp,
   })
   .openapi('Workspace');
+
+export const WorkspaceRemoved = z
+  .object({ error: z.literal('workspace removed'), id: z.string(), removed_at: NullableTimestamp, hint: z.string() })
+  .openapi('WorkspaceRemoved');
 
 export const WorkspaceAdmin = Workspace.extend({
   budget_limit: z.number().int().nullable(),
@@ -67,6 +73,16 @@ export const ActivityRow = z
     error_detail: z.string().nullable(),
     duration_ms: z.number().int().nullable(),
     created_at: Timestamp,
+    data: z
+      .object({
+        source: z.enum(['canvas_user', 'peer_agent']),
+        source_id: z.string(),
+        text: z.string(),
+        peer_name: z.string().optional(),
+        peer_role: z.string().optional(),
+      })
+      .optional()
+      .openapi({ description: 'Inbound A2A rows only: the message as the Python SDK reads it' }),
   })
   .openapi('ActivityRow');
 

@@ -1,7 +1,8 @@
-import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import { orgApiTokens, workspaceAuthTokens, workspaces } from '../db/schema';
 import { datastoreUnavailable } from '../errors';
 import type { RequestScope } from '../lib/request-scope';
+import { liveWorkspace } from '../workspaces/queries';
 import { liveWorkspaceToken } from './token-store';
 import { hashToken, parseBearer, secretsEqual, tokenKind } from './tokens';
 
@@ -49,7 +50,7 @@ async function lookupWorkspaceToken(scope: RequestScope, hash: string): Promise<
     .select({ id: workspaceAuthTokens.id, workspaceId: workspaceAuthTokens.workspaceId, lastUsedAt: workspaceAuthTokens.lastUsedAt })
     .from(workspaceAuthTokens)
     .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
-    .where(and(eq(workspaceAuthTokens.tokenHash, hash), liveWorkspaceToken(), ne(workspaces.status, 'removed')))
+    .where(and(eq(workspaceAuthTokens.tokenHash, hash), liveWorkspaceToken(), liveWorkspace()))
     .limit(1);
   if (!row) return { kind: 'invalid' };
   touchWorkspaceToken(scope, row.id, row.lastUsedAt);

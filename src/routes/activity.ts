@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, asc, desc, eq, gt, gte, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
+import { feedRowView } from '../activity/feed-view';
+import { readFeed } from '../activity/queries';
 import { recordActivities } from '../activity/record';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
 import { ActivityRow, Uuid, WorkspaceIdParam } from '../api/schemas';
 import { authorizeWorkspace } from '../auth/guards';
-import { ACTIVITY_TYPES, activityLogs } from '../db/schema';
-import { storedJson } from '../db/stored-json';
+import { ACTIVITY_TYPES } from '../db/schema';
 import { ApiError } from '../errors';
 import { MiB } from '../lib/body';
 
@@ -17,6 +17,7 @@ const MAX_LIMIT = 500;
 export const MAX_SINCE_SECS = 2_592_000; // 30 days: bounds the scan a client can ask for.
 
 const positiveInt = /^[1-9][0-9]{0,15}$/;
+const nonNegativeInt = /^(0|[1-9][0-9]{0,15})$/;
 
 const ActivityQuery = z.object({
   type: z.enum(ACTIVITY_TYPES).optional(),
@@ -27,14 +28,22 @@ const ActivityQuery = z.object({
     .transform((v) => Math.min(Number(v), MAX_LIMIT))
     .optional()
     .openapi({ type: 'integer', minimum: 1, maximum: MAX_LIMIT }),
-  // A typo here must not silently become "the last 100 rows": reject, never ignore.
+  // A typo here must not silently become "the last 100 rows": reject, never ignore. 0 means
+  // "only the newest row" (a poller that wants no backlog still needs a cursor to start from).
   since_secs: z
     .string()
-    .regex(positiveInt, 'since_secs must be a positive integer')
+    .regex(nonNegativeInt, 'since_secs must be a non-negative integer')
     .transform((v) => Math.min(Number(v), MAX_SINCE_SECS))
     .optional()
-    .openapi({ type: 'integer', minimum: 1, maximum: MAX_SINCE_SECS }),
+    .openapi({ type: 'integer', minimum: 0, maximum: MAX_SINCE_SECS }),
   since_id: z.guid({ message: 'since_id must be an activity id' }).optional().openapi({ format: 'uuid' }),
+  peer_id: z.guid({ message: 'peer_id must be a workspace id' }).optional().openapi({ format: 'uuid', description: 'Only rows exchanged with this workspace' }),
+  before_ts: z.iso
+    .datetime({ offset: true, message: 'before_ts must be an RFC 3339 timestamp' })
+    .transform((v) => new Date(v))
+    .optional()
+    .openapi({ type: 'string', format: 'date-time', description: 'Only rows older than this' }),
+  order: z.enum(['asc', 'desc']).optional().openapi({ description: 'Without since_id: the newest rows newest first (desc) or in recorded order (asc); see the feed-ordering rule' }),
 });
 
 activityRoutes.openapi(
@@ -42,7 +51,7 @@ activityRoutes.openapi(
     method: 'get',
     path: '/workspaces/{id}/activity',
     tags: ['activity'],
-    summary: 'The activity feed: newest first, or oldest first after a since_id cursor',
+    summary: 'The activity feed: after a since_id cursor oldest first, else the newest rows (order: see README, "the feed-ordering rule")',
     security: bearerSecurity,
     request: { params: WorkspaceIdParam, query: ActivityQuery },
     responses: {
@@ -54,49 +63,23 @@ activityRoutes.openapi(
   async (c) => {
     const { id: workspaceId } = c.req.valid('param');
     const q = c.req.valid('query');
-    await authorizeWorkspace(c, workspaceId);
-    const db = c.var.scope.db;
-
-    const filters: SQL[] = [eq(activityLogs.workspaceId, workspaceId)];
-    if (q.type) filters.push(eq(activityLogs.activityType, q.type));
-    if (q.source === 'canvas') filters.push(isNull(activityLogs.sourceId));
-    if (q.source === 'agent') filters.push(isNotNull(activityLogs.sourceId));
-    if (q.since_secs) filters.push(gte(activityLogs.createdAt, sql`now() - make_interval(secs => ${q.since_secs})`));
-    if (q.since_id) {
-      // Scoped to this workspace: another workspace's id, a pruned id and an unknown id all look
-      // the same, so a cursor cannot be used to probe other feeds.
-      const [cursor] = await db
-        .select({ seq: activityLogs.seq })
-        .from(activityLogs)
-        .where(and(eq(activityLogs.id, q.since_id), eq(activityLogs.workspaceId, workspaceId)));
-      if (!cursor) throw new ApiError(410, 'cursor not found: resync from the recent feed (omit since_id)');
-      filters.push(gt(activityLogs.seq, cursor.seq));
-    }
-
-    const rows = await db
-      .select({
-        id: activityLogs.id,
-        workspace_id: activityLogs.workspaceId,
-        activity_type: activityLogs.activityType,
-        source_id: activityLogs.sourceId,
-        target_id: activityLogs.targetId,
-        method: activityLogs.method,
-        summary: activityLogs.summary,
-        request_body: storedJson(activityLogs.requestBody),
-        response_body: storedJson(activityLogs.responseBody),
-        tool_trace: storedJson(activityLogs.toolTrace),
-        status: activityLogs.status,
-        error_detail: activityLogs.errorDetail,
-        duration_ms: activityLogs.durationMs,
-        created_at: activityLogs.createdAt,
-      })
-      .from(activityLogs)
-      .where(and(...filters))
-      // A cursor consumer needs recorded order; the recent feed wants newest first.
-      .orderBy(q.since_id ? asc(activityLogs.seq) : desc(activityLogs.seq))
-      .limit(q.limit ?? DEFAULT_LIMIT);
-
-    return c.json(rows.map(dropNullBodies) as never, 200);
+    const credential = await authorizeWorkspace(c, workspaceId);
+    // The agent's own poller reading its inbox (as opposed to the canvas or an operator).
+    const ownInbox = credential.kind === 'workspace' && q.type === 'a2a_receive';
+    const page = await readFeed(c.var.scope.db, {
+      workspaceId,
+      type: q.type,
+      source: q.source,
+      peerId: q.peer_id,
+      beforeTs: q.before_ts,
+      sinceSecs: q.since_secs,
+      sinceId: q.since_id,
+      limit: q.since_secs === 0 ? 1 : (q.limit ?? DEFAULT_LIMIT),
+      order: q.order ?? (ownInbox && q.limit !== undefined && !q.before_ts ? 'asc' : 'desc'),
+      hideNotifyEchoes: ownInbox,
+    });
+    if (!page.cursorFound) throw new ApiError(410, 'cursor not found: resync from the recent feed (omit since_id)');
+    return c.json(page.rows.map(feedRowView) as never, 200);
   },
 );
 
@@ -152,13 +135,3 @@ activityRoutes.openapi(
     return c.json({ status: 'logged' as const, id: id! }, 200);
   },
 );
-
-function dropNullBodies<T extends { request_body: unknown; response_body: unknown; tool_trace: unknown }>(row: T) {
-  const { request_body, response_body, tool_trace, ...rest } = row;
-  return {
-    ...rest,
-    ...(request_body != null ? { request_body } : {}),
-    ...(response_body != null ? { response_body } : {}),
-    ...(tool_trace != null ? { tool_trace } : {}),
-  };
-}

@@ -1,23 +1,23 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { Workspace, WorkspaceAdmin, WorkspaceIdParam } from '../api/schemas';
-import { authorizeAdmin, authorizeWorkspace, isOperator } from '../auth/guards';
-import { revokeWorkspaceTokens } from '../auth/token-store';
+import { Workspace, WorkspaceAdmin, WorkspaceIdParam, WorkspaceRemoved } from '../api/schemas';
+import { authorizeAdmin, authorizeWorkspace, authorizeWorkspaceRead, isOperator } from '../auth/guards';
 import { issueToken, randomSecret } from '../auth/tokens';
-import { secrets, workspaceAuthTokens, workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
+import { workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
 import { ApiError, pgError } from '../errors';
 import { publishEvent } from '../events/publish';
 import { KiB } from '../lib/body';
 import { platformUrl } from '../lib/platform-url';
 import type { RequestScope } from '../lib/request-scope';
-import { encryptSecret, ENCRYPTION_VERSION, importSecretsKey } from '../lib/secret-box';
+import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
 import { provisionerFor } from '../provisioning/provisioner';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
-import { liveWorkspace } from '../workspaces/queries';
+import { insertWorkspace, liveFamily, liveWorkspace, removeWorkspaces, workspaceIsLive } from '../workspaces/queries';
+import { workspaceRemoved } from '../workspaces/registration';
 import { workspaceAdminView, workspaceView } from '../workspaces/views';
 
 export const workspaceRoutes = newRouter();
@@ -57,38 +57,31 @@ workspaceRoutes.openapi(
   const url = input.url ? assertAgentUrl(c.env, input.url) : undefined;
   // Encrypt before the transaction so a missing key fails with nothing written.
   const sealed = await sealSecrets(c.env.SECRETS_ENCRYPTION_KEY, input.secrets);
-  if (input.parent_id) await assertParentLive(scope, input.parent_id);
+  if (input.parent_id && !(await workspaceIsLive(scope.db, input.parent_id))) throw new ApiError(400, 'parent workspace not found');
 
   const status: WorkspaceStatus = external ? (url ? 'online' : 'awaiting_agent') : provisionerFor(c.env) ? 'provisioning' : 'failed';
   const token = external && !url ? await issueToken('workspace') : undefined;
 
-  const created = await scope.db.transaction(async (tx) => {
-    const [row] = await tx
-      .insert(workspaces)
-      .values({
-        name: input.name,
-        role: input.role ?? null,
-        parentId: input.parent_id ?? null,
-        runtime: external ? 'external' : (input.runtime ?? 'langgraph'),
-        model: input.model ?? null,
-        tier: input.tier && input.tier > 0 ? input.tier : 3,
-        status,
-        url: url ?? null,
-        deliveryMode,
-        budgetLimit: input.budget_limit ?? null,
-        maxConcurrentTasks: input.max_concurrent_tasks && input.max_concurrent_tasks > 0 ? input.max_concurrent_tasks : 1,
-        workspaceDir: input.workspace_dir ?? null,
-        workspaceAccess: input.workspace_access ?? 'none',
-        platformInboundSecret: randomSecret(),
-        lastSampleError: status === 'failed' ? 'no provisioner configured' : null,
-      })
-      .returning({ id: workspaces.id });
-    const id = row!.id;
-    if (sealed.length > 0) {
-      await tx.insert(secrets).values(sealed.map((s) => ({ workspaceId: id, ...s, encryptionVersion: ENCRYPTION_VERSION })));
-    }
-    if (token) await tx.insert(workspaceAuthTokens).values({ workspaceId: id, tokenHash: token.hash, prefix: token.prefix });
-    return id;
+  const created = await insertWorkspace(scope.db, {
+    row: {
+      name: input.name,
+      role: input.role ?? null,
+      parentId: input.parent_id ?? null,
+      runtime: external ? 'external' : (input.runtime ?? 'langgraph'),
+      model: input.model ?? null,
+      tier: input.tier && input.tier > 0 ? input.tier : 3,
+      status,
+      url: url ?? null,
+      deliveryMode,
+      budgetLimit: input.budget_limit ?? null,
+      maxConcurrentTasks: input.max_concurrent_tasks && input.max_concurrent_tasks > 0 ? input.max_concurrent_tasks : 1,
+      workspaceDir: input.workspace_dir ?? null,
+      workspaceAccess: input.workspace_access ?? 'none',
+      platformInboundSecret: randomSecret(),
+      lastSampleError: status === 'failed' ? 'no provisioner configured' : null,
+    },
+    secrets: sealed,
+    token,
   });
 
   announceCreated(scope, created, input, status);
@@ -120,17 +113,23 @@ workspaceRoutes.openapi(
     method: 'get',
     path: '/workspaces/{id}',
     tags: ['workspaces'],
-    summary: 'One workspace (operators, or its own token)',
+    summary: "One workspace (operators, or its own token); a removed one is 410 with a re-onboarding hint, also to its agent's revoked token",
     security: bearerSecurity,
     request: { params: WorkspaceIdParam },
-    responses: { 200: json(Workspace, 'The workspace'), ...errors(400, 401, 404) },
+    responses: {
+      200: json(Workspace, 'The workspace'),
+      410: json(WorkspaceRemoved, 'Removed: the agent should re-onboard (`hint`)'),
+      ...errors(400, 401, 404),
+    },
   }),
   async (c) => {
-  const { id } = c.req.valid('param');
-  await authorizeWorkspace(c, id);
-  const [row] = await c.var.scope.db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')));
-  if (!row) throw new ApiError(404, 'workspace not found');
-  return c.json(row as never, 200);
+    const { id } = c.req.valid('param');
+    const access = await authorizeWorkspaceRead(c, id);
+    if (access.removed) throw workspaceRemoved(id, access.removedAt);
+    const [row] = await c.var.scope.db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), liveWorkspace()));
+    // Removed between the two reads: the tombstone answer is still the true one.
+    if (!row) throw workspaceRemoved(id, null);
+    return c.json(row as never, 200);
   },
 );
 
@@ -156,7 +155,7 @@ workspaceRoutes.openapi(
   if (input.parent_id !== undefined) {
     // Where a workspace sits decides whom it may talk to: an agent cannot move itself.
     if (!isOperator(credential)) throw new ApiError(403, 'moving a workspace in the tree is an operator action');
-    if (input.parent_id) await assertParentLive(scope, input.parent_id);
+    if (input.parent_id && !(await workspaceIsLive(scope.db, input.parent_id))) throw new ApiError(400, 'parent workspace not found');
   }
   let row;
   try {
@@ -172,7 +171,7 @@ workspaceRoutes.openapi(
         maxConcurrentTasks: input.max_concurrent_tasks,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(workspaces.id, id), ne(workspaces.status, 'removed')))
+      .where(and(eq(workspaces.id, id), liveWorkspace()))
       .returning({ id: workspaces.id });
   } catch (err) {
     // The tree's acyclicity is enforced by a trigger (drizzle/0003) that serialises moves.
@@ -212,7 +211,7 @@ workspaceRoutes.openapi(
   const { id } = c.req.valid('param');
   const confirmed = c.req.valid('query').confirm === 'true';
   const scope = c.var.scope;
-  const family = await liveFamily(scope, id);
+  const family = await liveFamily(scope.db, id);
   if (family.length === 0) throw new ApiError(404, 'workspace not found');
   const descendants = family.filter((w) => w.id !== id);
   const children = descendants.filter((w) => w.parent_id === id);
@@ -227,19 +226,8 @@ workspaceRoutes.openapi(
       409,
     );
   }
-  const ids = family.map((w) => w.id);
-  const removedIds = await scope.db.transaction(async (tx) => {
-    // Conditional on "not yet removed": of concurrent deletes exactly one flips the row, the rest
-    // find nothing to do and answer 404 (their transaction rolls back untouched).
-    const removed = await tx
-      .update(workspaces)
-      .set({ status: 'removed', removedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(and(inArray(workspaces.id, ids), ne(workspaces.status, 'removed')))
-      .returning({ id: workspaces.id });
-    if (!removed.some((w) => w.id === id)) throw new ApiError(404, 'workspace not found');
-    await revokeWorkspaceTokens(tx, ids);
-    return new Set(removed.map((w) => w.id));
-  });
+  const removedIds = await removeWorkspaces(scope.db, id, family.map((w) => w.id));
+  if (!removedIds) throw new ApiError(404, 'workspace not found');
   // Only what this request removed (a concurrent delete of a child announced its own), and
   // descendants first, so a canvas never shows a child whose parent is already gone.
   const cascaded = descendants.filter((w) => removedIds.has(w.id));
@@ -286,26 +274,4 @@ async function sealSecrets(keyMaterial: string | undefined, values: Record<strin
   if (entries.length === 0) return [];
   const key = await importSecretsKey(keyMaterial);
   return Promise.all(entries.map(async ([k, v]) => ({ key: k, encryptedValue: await encryptSecret(key, v) })));
-}
-
-/** A new parent must exist and be live (cycles are the database's to refuse, see the PATCH). */
-async function assertParentLive(scope: RequestScope, parentId: string): Promise<void> {
-  const [parent] = await scope.db.select({ id: workspaces.id }).from(workspaces).where(and(eq(workspaces.id, parentId), ne(workspaces.status, 'removed')));
-  if (!parent) throw new ApiError(400, 'parent workspace not found');
-}
-
-type FamilyRow = { id: string; parent_id: string | null; name: string };
-
-/** The workspace and all its live descendants, parents before children. */
-async function liveFamily(scope: RequestScope, id: string): Promise<FamilyRow[]> {
-  const result = await scope.db.execute<FamilyRow>(sql`
-    WITH RECURSIVE family(id, parent_id, name, depth) AS (
-      SELECT id, parent_id, name, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
-      UNION ALL
-      SELECT w.id, w.parent_id, w.name, f.depth + 1
-        FROM workspaces w JOIN family f ON w.parent_id = f.id
-       WHERE w.status <> 'removed' AND f.depth < 64
-    )
-    SELECT id, parent_id, name FROM family ORDER BY depth`);
-  return result.rows;
 }

@@ -1,6 +1,9 @@
-import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
+import { revokeWorkspaceTokens } from '../auth/token-store';
+import type { IssuedToken } from '../auth/tokens';
 import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access';
-import { workspaces } from '../db/schema';
+import { ENCRYPTION_VERSION } from '../lib/secret-box';
+import { secrets, workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 
 /** The one definition of a live workspace: every status but `removed` (a tombstone, never revived). */
@@ -44,3 +47,58 @@ export async function workspaceTombstone(db: Db, workspaceId: string): Promise<{
   const [row] = await db.select({ status: workspaces.status, removedAt: workspaces.removedAt }).from(workspaces).where(eq(workspaces.id, workspaceId));
   return row && { removed: row.status === 'removed', removedAt: row.removedAt };
 }
+
+/** A new workspace, its sealed secrets and (external ones) its first token, all or nothing. */
+export async function insertWorkspace(
+  db: Db,
+  args: { row: typeof workspaces.$inferInsert; secrets: { key: string; encryptedValue: string }[]; token?: IssuedToken },
+): Promise<string> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.insert(workspaces).values(args.row).returning({ id: workspaces.id });
+    const id = row!.id;
+    if (args.secrets.length > 0) await tx.insert(secrets).values(args.secrets.map((s) => ({ workspaceId: id, ...s, encryptionVersion: ENCRYPTION_VERSION })));
+    if (args.token) await tx.insert(workspaceAuthTokens).values({ workspaceId: id, tokenHash: args.token.hash, prefix: args.token.prefix });
+    return id;
+  });
+}
+
+export type FamilyRow = { id: string; parent_id: string | null; name: string };
+
+/** The workspace and all its live descendants, parents before children. */
+export async function liveFamily(db: Db, id: string): Promise<FamilyRow[]> {
+  const result = await db.execute<FamilyRow>(sql`
+    WITH RECURSIVE family(id, parent_id, name, depth) AS (
+      SELECT id, parent_id, name, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
+      UNION ALL
+      SELECT w.id, w.parent_id, w.name, f.depth + 1
+        FROM workspaces w JOIN family f ON w.parent_id = f.id
+       WHERE w.status <> 'removed' AND f.depth < 64
+    )
+    SELECT id, parent_id, name FROM family ORDER BY depth`);
+  return result.rows;
+}
+
+/**
+ * Tombstones `root` and the given descendants and revokes their tokens. Conditional on "not yet
+ * removed": of concurrent deletes exactly one flips the root; the others get undefined (and their
+ * transaction rolls back untouched). Returns the ids this call removed.
+ */
+export async function removeWorkspaces(db: Db, root: string, ids: string[]): Promise<Set<string> | undefined> {
+  try {
+    return await db.transaction(async (tx) => {
+      const removed = await tx
+        .update(workspaces)
+        .set({ status: 'removed', removedAt: sql`now()`, updatedAt: sql`now()` })
+        .where(and(inArray(workspaces.id, ids), liveWorkspace()))
+        .returning({ id: workspaces.id });
+      if (!removed.some((w) => w.id === root)) throw LOST_RACE;
+      await revokeWorkspaceTokens(tx, ids);
+      return new Set(removed.map((w) => w.id));
+    });
+  } catch (err) {
+    if (err === LOST_RACE) return undefined;
+    throw err;
+  }
+}
+
+const LOST_RACE = new Error('another delete removed the workspace first');

@@ -21,6 +21,8 @@ export const workspaceView = {
   last_heartbeat_at: workspaces.lastHeartbeatAt,
   last_outbound_at: workspaces.lastOutboundAt,
   workspace_access: workspaces.workspaceAccess,
+  runtime_state: workspaces.runtimeState,
+  talk_to_user_enabled: workspaces.talkToUserEnabled,
   created_at: workspaces.createdAt,
   updated_at: workspaces.updatedAt,
 };

@@ -32,13 +32,21 @@ describe('GET /workspaces/:id/activity — since_secs', () => {
     expect(summaries(res.body)).toEqual(['29d']);
   });
 
-  it('Invalid: zero, negative, fractional, non-numeric, empty → 400, never ignored', async () => {
+  it('Invalid: negative, fractional, non-numeric, empty → 400, never ignored', async () => {
     const a = await registeredAgent({ mode: 'poll' });
-    for (const v of ['0', '-5', '1.5', 'abc', '']) {
+    for (const v of ['-5', '1.5', 'abc', '']) {
       const res = await callJson('GET', `/workspaces/${a.id}/activity?since_secs=${v}`, { token: a.token });
       expect(res.status, v).toBe(400);
-      expect(res.body.issues[0]).toEqual({ path: 'since_secs', message: 'since_secs must be a positive integer' });
+      expect(res.body.issues[0]).toEqual({ path: 'since_secs', message: 'since_secs must be a non-negative integer' });
     }
+  });
+
+  it('Zero: only the newest row, so a poller that wants no backlog still gets a cursor (channel MOLECULE_POLL_WINDOW_SECS=0)', async () => {
+    const a = await registeredAgent({ mode: 'poll' });
+    await seed(a.id, [{ summary: 'old', ageSecs: 60 }, { summary: 'newest' }]);
+    const res = await callJson('GET', `/workspaces/${a.id}/activity?since_secs=0&limit=100`, { token: a.token });
+    expect(res.status).toBe(200);
+    expect(summaries(res.body)).toEqual(['newest']);
   });
 
   it('Omitted: newest first, no window', async () => {

@@ -81,7 +81,10 @@ describe('POST /registry/register', () => {
     const a = await registeredAgent({ mode: 'poll' });
     await call('DELETE', `/workspaces/${a.id}`, { token: ADMIN });
     const res = await callJson('POST', '/registry/register', { body: { id: a.id, agent_card: card, delivery_mode: 'poll' } });
-    expect(res).toMatchObject({ status: 404, body: { error: 'workspace not found' } });
+    // 410 with the re-onboarding hint (the channel plugin and runtime print it), never a new token.
+    expect(res).toMatchObject({ status: 410, body: { error: 'workspace removed', id: a.id, hint: expect.stringContaining('Tokens tab') } });
+    expect(Date.parse(res.body.removed_at)).toBeGreaterThan(0);
+    expect(res.body.auth_token).toBeUndefined();
     const [row] = await sql('SELECT status FROM workspaces WHERE id = $1', [a.id]);
     expect(row.status).toBe('removed');
     const live = await sql('SELECT count(*)::int AS n FROM workspace_auth_tokens WHERE workspace_id = $1 AND revoked_at IS NULL', [a.id]);

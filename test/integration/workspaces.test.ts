@@ -112,7 +112,15 @@ describe('DELETE /workspaces/:id', () => {
     expect(rows.map((r) => r.status)).toEqual(['removed', 'removed', 'removed']);
     const live = await sql('SELECT count(*)::int AS n FROM workspace_auth_tokens WHERE workspace_id = ANY($1::uuid[]) AND revoked_at IS NULL', [[root.id, child.id, grandchild.id]]);
     expect(live[0].n).toBe(0);
-    expect((await call('GET', `/workspaces/${root.id}`, { token: ADMIN })).status).toBe(404);
+    // A tombstone answers 410 with the re-onboarding hint, to operators and to the agent's own revoked token.
+    for (const token of [ADMIN, root.token]) {
+      const gone = await callJson('GET', `/workspaces/${root.id}`, { token });
+      expect(gone).toMatchObject({ status: 410, body: { error: 'workspace removed', id: root.id, hint: expect.any(String) } });
+      expect(Date.parse(gone.body.removed_at)).toBeGreaterThan(0);
+    }
+    // Another workspace's token learns nothing about it.
+    const stranger = await registeredAgent({ mode: 'poll' });
+    expect((await call('GET', `/workspaces/${root.id}`, { token: stranger.token })).status).toBe(401);
     expect((await call('DELETE', `/workspaces/${root.id}`, { token: ADMIN })).status).toBe(404);
     const events = await sql(`SELECT count(*)::int AS n FROM structure_events WHERE event_type = 'WORKSPACE_REMOVED' AND workspace_id = ANY($1::uuid[])`, [[root.id, child.id, grandchild.id]]);
     expect(events[0].n).toBe(3);
