@@ -398,6 +398,8 @@ export interface paths {
                 header?: {
                     /** @description The calling workspace; must agree with the bearer */
                     "x-workspace-id"?: string;
+                    /** @description Same as X-Workspace-ID (the channel plugin and the SDK send this one) */
+                    "x-source-workspace-id"?: string;
                     /** @description Overall deadline in whole seconds (≤ 24 h) */
                     "x-timeout"?: string;
                 };

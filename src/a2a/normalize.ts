@@ -154,11 +154,15 @@ function paramsProblem(method: string, request: JsonObject): Problem | null {
   return null;
 }
 
-/** One part: an object with a `kind`, carrying the payload field its kind needs. */
+/**
+ * One part: an object with a `kind`, carrying the payload field its kind needs. The channel
+ * plugin and `molecule connect` tag parts with the older `type`; it is copied into `kind` (in
+ * place, like the rest of normalisation) so v0.3 receivers see the part.
+ */
 function partProblem(part: unknown, path: string): Problem | null {
   if (!isJsonObject(part)) return invalidParams(`${path} must be an object`);
+  if (!Object.hasOwn(part, "kind") && typeof part.type === "string") part.kind = part.type;
   const kind = part.kind;
-  // Only `kind`: no corpus sender tags parts with the older `type`, so it is not guessed at.
   if (typeof kind !== "string" || kind.length === 0) {
     return invalidParams(`${path}.kind must be a non-empty string`);
   }

@@ -28,6 +28,7 @@ const A2ARequest = z.unknown().openapi('A2ARequest', {
 
 const A2AHeaders = z.object({
   'x-workspace-id': z.string().max(128).optional().openapi({ description: 'The calling workspace; must agree with the bearer' }),
+  'x-source-workspace-id': z.string().max(128).optional().openapi({ description: 'Same as X-Workspace-ID (the channel plugin and the SDK send this one)' }),
   'x-timeout': z.string().max(16).optional().openapi({ description: 'Overall deadline in whole seconds (≤ 24 h)' }),
 });
 
@@ -56,13 +57,21 @@ a2aRoutes.openapi(
     const response = await proxyA2A(c.var.scope, {
       targetId,
       body: c.req.valid('json'),
-      headerCaller: parseCallerHeader(headers['x-workspace-id']),
+      headerCaller: callerFromHeaders(headers['x-workspace-id'], headers['x-source-workspace-id']),
       bearer: parseBearer(c.req.header('Authorization')),
       timeoutSeconds: parseXTimeout(headers['x-timeout']),
     });
     return response as never;
   },
 );
+
+/** Clients name the caller in one header or the other (the SDK sends both, equal); they must agree. */
+function callerFromHeaders(workspaceId: string | undefined, sourceWorkspaceId: string | undefined): string | null {
+  const a = parseCallerHeader(workspaceId);
+  const b = parseCallerHeader(sourceWorkspaceId);
+  if (a && b && a !== b) throw new ApiError(400, 'X-Workspace-ID and X-Source-Workspace-Id disagree');
+  return a ?? b;
+}
 
 /** `X-Timeout: N` (seconds, positive integer) overrides the caller-class ceiling; junk is a 400. */
 function parseXTimeout(header: string | undefined): number | undefined {

@@ -10,8 +10,12 @@ export type ConnectionInfo = {
   activity_endpoint: string;
   curl_register_template: string;
   python_snippet: string;
+  molecule_connect_snippet: string;
   claude_code_channel_snippet: string;
 };
+
+/** Where the operator pastes the one-time token; the snippets never carry it themselves. */
+export const TOKEN_PLACEHOLDER = '<paste auth_token from the create response>';
 
 /**
  * Copy-paste material for an operator wiring an external agent (no container of ours). The token
@@ -20,7 +24,7 @@ export type ConnectionInfo = {
  */
 export function connectionInfo(platformUrl: string, workspaceId: string, authToken: string, mode: DeliveryMode): ConnectionInfo {
   const vars = { PLATFORM_URL: platformUrl, WORKSPACE_ID: workspaceId };
-  const fill = (template: string) => template.replace(/\{\{(\w+)\}\}/g, (_, key: keyof typeof vars) => vars[key] ?? '');
+  const fill = (template: string) => template.replace(/\{\{(\w+)\}\}/g, (_, key: keyof typeof vars) => vars[key] ?? '').replaceAll('<TOKEN>', TOKEN_PLACEHOLDER);
   return {
     workspace_id: workspaceId,
     platform_url: platformUrl,
@@ -31,6 +35,7 @@ export function connectionInfo(platformUrl: string, workspaceId: string, authTok
     activity_endpoint: `${platformUrl}/workspaces/${workspaceId}/activity`,
     curl_register_template: fill(mode === 'poll' ? CURL_POLL : CURL_PUSH),
     python_snippet: fill(PYTHON),
+    molecule_connect_snippet: fill(MOLECULE_CONNECT),
     claude_code_channel_snippet: fill(CHANNEL),
   };
 }
@@ -45,43 +50,28 @@ const CURL_POLL = `curl -sS -X POST '{{PLATFORM_URL}}/registry/register' \\
   -H 'Content-Type: application/json' \\
   -d '{"id":"{{WORKSPACE_ID}}","delivery_mode":"poll","agent_card":{"name":"my-agent","description":"external agent","version":"1.0.0"}}'`;
 
-const PYTHON = `# pip install requests ; export WORKSPACE_AUTH_TOKEN=...
-import os, time, requests
-
-PLATFORM = "{{PLATFORM_URL}}"
-WORKSPACE_ID = "{{WORKSPACE_ID}}"
-HEADERS = {"Authorization": f"Bearer {os.environ['WORKSPACE_AUTH_TOKEN']}"}
-
-requests.post(f"{PLATFORM}/registry/register", headers=HEADERS, json={
-    "id": WORKSPACE_ID, "delivery_mode": "poll",
-    "agent_card": {"name": "my-agent", "description": "external agent", "version": "1.0.0"},
-}).raise_for_status()
-
-cursor = None
-while True:
-    requests.post(f"{PLATFORM}/registry/heartbeat", headers=HEADERS,
-                  json={"workspace_id": WORKSPACE_ID, "active_tasks": 0}).raise_for_status()
-    params = {"type": "a2a_receive"}
-    if cursor:
-        params["since_id"] = cursor
-    r = requests.get(f"{PLATFORM}/workspaces/{WORKSPACE_ID}/activity", headers=HEADERS, params=params)
-    if r.status_code == 410:  # cursor pruned: resync from the recent feed
-        cursor = None
-        continue
-    r.raise_for_status()
-    rows = r.json()
-    for row in (rows if cursor else reversed(rows)):
-        if row.get("method") != "notify":
-            print("task:", row.get("request_body"))
-        cursor = row["id"]
-    time.sleep(5)
+// The Python SDK's own runner (molecule-ai-sdk, `python -m molecule_agent connect`): with --token it
+// skips register and polls the feed itself. Its --platform-url and --workspace-id are required flags.
+const PYTHON = `# pip install molecule-ai-sdk   (then write my_agent.py with: def handle(message): return "reply text")
+export MOLECULE_PLATFORM_URL={{PLATFORM_URL}}
+export MOLECULE_WORKSPACE_ID={{WORKSPACE_ID}}
+export MOLECULE_WORKSPACE_TOKEN='<TOKEN>'
+python -m molecule_agent connect --platform-url "$MOLECULE_PLATFORM_URL" --workspace-id "$MOLECULE_WORKSPACE_ID" \\
+  --token "$MOLECULE_WORKSPACE_TOKEN" --handler my_agent:handle
 `;
 
-const CHANNEL = `# Claude Code channel plugin: Molecule-AI/molecule-mcp-claude-channel
-# 1. Install the plugin in Claude Code:  /plugin install Molecule-AI/molecule-mcp-claude-channel
-# 2. Write its .env (keep the token out of version control):
+// molecule-cli: `molecule connect <workspace id>` reads MOLECULE_API_URL and MOLECULE_WORKSPACE_TOKEN.
+const MOLECULE_CONNECT = `export MOLECULE_API_URL={{PLATFORM_URL}}
+export MOLECULE_WORKSPACE_TOKEN='<TOKEN>'
+molecule connect {{WORKSPACE_ID}}
+`;
+
+// The channel plugin reads ~/.claude/channels/molecule/.env with a strict KEY=value parser: no
+// quotes, no inline comments (both would end up inside the value), plural ID/TOKEN lists.
+const CHANNEL = `# Claude Code channel plugin (Molecule-AI/molecule-mcp-claude-channel): install it with
+#   /plugin install Molecule-AI/molecule-mcp-claude-channel
+# then save these lines as ~/.claude/channels/molecule/.env (chmod 600; keep the token out of version control):
 MOLECULE_PLATFORM_URL={{PLATFORM_URL}}
-MOLECULE_WORKSPACE_ID={{WORKSPACE_ID}}
-MOLECULE_WORKSPACE_TOKEN=<paste auth_token here>
-MOLECULE_DELIVERY_MODE=poll
+MOLECULE_WORKSPACE_IDS={{WORKSPACE_ID}}
+MOLECULE_WORKSPACE_TOKENS=<TOKEN>
 `;

@@ -25,10 +25,12 @@ describe('POST /workspaces', () => {
     expect(conn.registry_endpoint).toBe('http://edge.test/registry/register');
     expect(conn.curl_register_template).toContain(res.body.id);
     expect(conn.curl_register_template).toContain('"delivery_mode":"poll"');
-    expect(conn.python_snippet).toContain('since_id');
+    expect(conn.python_snippet).toContain('python -m molecule_agent connect');
     expect(conn.claude_code_channel_snippet).toContain('molecule-mcp-claude-channel');
     // The token is handed over once, never baked into copy-paste text.
-    for (const snippet of [conn.curl_register_template, conn.python_snippet, conn.claude_code_channel_snippet]) expect(snippet).not.toContain(conn.auth_token);
+    for (const snippet of [conn.curl_register_template, conn.python_snippet, conn.molecule_connect_snippet, conn.claude_code_channel_snippet]) {
+      expect(snippet).not.toContain(conn.auth_token);
+    }
     const reg = await call('POST', '/registry/register', { token: conn.auth_token, body: { id: res.body.id, agent_card: { name: 'x' } } });
     expect(reg.status).toBe(200);
   });

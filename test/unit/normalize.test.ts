@@ -440,9 +440,15 @@ describe("normalizeA2APayload: message parts", () => {
     ["absent", { text: "x" }],
     ["number", { kind: 1, text: "x" }],
     ["empty", { kind: "", text: "x" }],
-    ["legacy v0.1 `type` instead of `kind`", { type: "text", text: "x" }],
+    ["a number under the legacy `type`", { type: 7, text: "x" }],
   ])("rejects a part whose kind is %s", (_label, part) => {
     expectRejected(sendParts([part]), INVALID_PARAMS, "params.message.parts[0].kind must be a non-empty string", "req-1");
+  });
+
+  it("copies a legacy `type` into `kind` (channel plugin and molecule connect replies)", () => {
+    expect(messageOf(ok(sendParts([{ type: "text", text: "x" }]))).parts).toEqual([{ type: "text", kind: "text", text: "x" }]);
+    // An explicit kind wins over a disagreeing type.
+    expect(messageOf(ok(sendParts([{ kind: "text", type: "data", text: "x" }]))).parts).toEqual([{ kind: "text", type: "data", text: "x" }]);
   });
 
   it.each([
