@@ -32,6 +32,14 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         try { rpc = JSON.parse(body); } catch { /* echo anyway */ }
         return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { echoed: rpc, metadata: { tool_trace: [{ tool: 'echo' }] } } });
       }
+      if (behaviour === 'reply') {
+        // /agent/reply/<name>: an A2A v0.3 agent answering with a message whose text part says
+        // "ack: <the text it received>", the shape the runtime reads (result.parts[0].text).
+        let rpc: { id?: unknown; params?: { message?: { parts?: { text?: unknown }[] } } } = {};
+        try { rpc = JSON.parse(body); } catch { /* answer anyway */ }
+        const text = rpc.params?.message?.parts?.map((p) => p.text).join(' ') ?? '';
+        return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { kind: 'message', role: 'agent', messageId: 'reply-1', parts: [{ kind: 'text', text: `ack: ${text}` }] } });
+      }
       if (behaviour === 'slow') {
         // /agent/slow/<ms>/<name>: echoes after <ms>, so overlapping deliveries are observable.
         const gauge = inFlight.get(name) ?? { now: 0, peak: 0 };
