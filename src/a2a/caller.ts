@@ -1,7 +1,6 @@
-import type { BearerIdentity } from '../auth/credentials';
+import type { BearerIdentity, Credential } from '../auth/credentials';
 import { ApiError } from '../errors';
 import { isUuid } from '../lib/ids';
-import type { ProxyContext } from './proxy-context';
 
 /** Prefixes reserved for callers inside the platform; over HTTP they can only be forged. */
 const SYSTEM_CALLER_PREFIXES = ['webhook:', 'system:', 'test:', 'channel:'];
@@ -26,7 +25,7 @@ export function resolveCaller(args: {
   targetId: string;
   headerCaller: string | null;
   bearer: BearerIdentity['kind'];
-  context: Pick<ProxyContext, 'workspaceToken' | 'orgToken'>;
+  context: { workspaceToken: { workspace_id: string } | null; orgToken: object | null };
 }): string | null {
   const { targetId, headerCaller, bearer, context } = args;
   const tokenWorkspace = context.workspaceToken?.workspace_id ?? null;
@@ -45,4 +44,20 @@ export function resolveCaller(args: {
   if (operator) return headerCaller;
   if (bearer === 'none') throw new ApiError(401, 'missing auth token: send a workspace, org or admin bearer token');
   throw new ApiError(401, 'invalid auth token');
+}
+
+/**
+ * The same rule for routes that resolved the bearer already: what an agent may discover must be
+ * exactly what the proxy would let it address.
+ */
+export function resolveCallerOf(credential: Credential, targetId: string, headerCaller: string | null): string | null {
+  return resolveCaller({
+    targetId,
+    headerCaller,
+    bearer: credential.kind === 'invalid' ? 'malformed' : credential.kind,
+    context: {
+      workspaceToken: credential.kind === 'workspace' ? { workspace_id: credential.workspaceId } : null,
+      orgToken: credential.kind === 'org' ? { id: credential.tokenId } : null,
+    },
+  });
 }

@@ -4,7 +4,7 @@ import { parseCallerHeader } from '../a2a/caller';
 import { proxyA2A } from '../a2a/proxy';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, ErrorBody, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { QueueItem, WorkspaceIdParam } from '../api/schemas';
+import { CallerHeaders, QueueItem, WorkspaceIdParam } from '../api/schemas';
 import { resolveCredential } from '../auth/credentials';
 import { isOperator } from '../auth/guards';
 import { parseBearer } from '../auth/tokens';
@@ -26,8 +26,7 @@ const A2ARequest = z.unknown().openapi('A2ARequest', {
   example: { jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { role: 'user', messageId: 'm-1', parts: [{ kind: 'text', text: 'hello' }] } } },
 });
 
-const A2AHeaders = z.object({
-  'x-workspace-id': z.string().max(128).optional().openapi({ description: 'The calling workspace; must agree with the bearer' }),
+const A2AHeaders = CallerHeaders.extend({
   'x-timeout': z.string().max(16).optional().openapi({ description: 'Overall deadline in whole seconds (≤ 24 h)' }),
 });
 
