@@ -382,6 +382,252 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/registry/update-card": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An agent replaces its own agent card (its own token); the last write wins */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UpdateCard"];
+                };
+            };
+            responses: {
+                /** @description Stored */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            status: "updated";
+                        };
+                    };
+                };
+                /** @description Invalid input (the body names the field and the rule, never the value) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found (or not visible to this credential) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/registry/discover/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where to address a peer (the A2A proxy URL), if the hierarchy rule lets the caller reach it
+         * @description The caller is the bearer's workspace; `X-Workspace-ID`, when sent, must name that same workspace. Operators (admin, org tokens) send no `X-Workspace-ID` and may discover any live workspace, as the proxy lets them address any. A peer out of the caller's reach answers the same 404 as an unknown one. Every live status answers 200: a poll or awaiting agent's messages wait in its feed.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The calling workspace; must agree with the bearer */
+                    "x-workspace-id"?: string;
+                    /** @description Same as X-Workspace-ID (the channel plugin and the SDK send this one) */
+                    "x-source-workspace-id"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The peer */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DiscoveredPeer"];
+                    };
+                };
+                /** @description Invalid input (the body names the field and the rule, never the value) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not allowed for this credential */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found (or not visible to this credential) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/registry/{id}/peers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspaces this one may address: siblings (other roots, for a root), then children, then the parent
+         * @description Its own token, or an operator's; `X-Workspace-ID`, when sent, must be `id`. At most 500 peers.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Case-insensitive substring of the name or role */
+                    q?: string;
+                };
+                header?: {
+                    /** @description The calling workspace; must agree with the bearer */
+                    "x-workspace-id"?: string;
+                    /** @description Same as X-Workspace-ID (the channel plugin and the SDK send this one) */
+                    "x-source-workspace-id"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The peers (an empty array when there are none) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Peer"][];
+                    };
+                };
+                /** @description Invalid input (the body names the field and the rule, never the value) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not allowed for this credential */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found (or not visible to this credential) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workspaces/{id}/a2a": {
         parameters: {
             query?: never;
@@ -1228,6 +1474,37 @@ export interface components {
                 /** @description capability names of at most 64 characters, each true or false */
                 capabilities?: Record<string, never>;
                 idle_timeout_seconds?: number;
+            } | null;
+        };
+        UpdateCard: {
+            /** Format: uuid */
+            workspace_id: string;
+            agent_card: {
+                [key: string]: unknown;
+            };
+        };
+        DiscoveredPeer: {
+            id: string;
+            name: string;
+            /** @description The platform's A2A proxy for this workspace (never the agent's own address) */
+            url: string;
+            /** @enum {string} */
+            status: "provisioning" | "online" | "degraded" | "offline" | "paused" | "failed" | "removed" | "hibernating" | "hibernated" | "awaiting_agent";
+        };
+        Peer: {
+            id: string;
+            name: string;
+            role: string | null;
+            tier: number;
+            /** @enum {string} */
+            status: "provisioning" | "online" | "degraded" | "offline" | "paused" | "failed" | "removed" | "hibernating" | "hibernated" | "awaiting_agent";
+            /** @description The platform's A2A proxy for this workspace (never the agent's own address) */
+            url: string;
+            parent_id: string | null;
+            active_tasks: number;
+            /** @description The peer's card as it published it, with its endpoint fields pointing at the proxy */
+            agent_card: {
+                [key: string]: unknown;
             } | null;
         };
         /**

@@ -15,6 +15,12 @@ export const WorkspaceIdParam = z.object({
     .openapi({ param: { name: 'id', in: 'path' }, type: 'string', format: 'uuid' }),
 });
 
+/** Agents name themselves in `X-Workspace-ID`; it is only a hint that must agree with the bearer. */
+export const CallerHeaders = z.object({
+  'x-workspace-id': z.string().max(128).optional().openapi({ description: 'The calling workspace; must agree with the bearer' }),
+  'x-source-workspace-id': z.string().max(128).optional().openapi({ description: 'Same as X-Workspace-ID (the channel plugin and the SDK send this one)' }),
+});
+
 const Timestamp = z.string().openapi({ format: 'date-time' });
 const NullableTimestamp = Timestamp.nullable();
 

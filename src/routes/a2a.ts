@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, eq, getTableColumns } from 'drizzle-orm';
-import { parseCallerHeader } from '../a2a/caller';
+import { callerFromHeaders } from '../a2a/caller';
 import { proxyA2A } from '../a2a/proxy';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, ErrorBody, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { QueueItem, WorkspaceIdParam } from '../api/schemas';
+import { CallerHeaders, QueueItem, WorkspaceIdParam } from '../api/schemas';
 import { resolveCredential } from '../auth/credentials';
 import { isOperator } from '../auth/guards';
 import { parseBearer } from '../auth/tokens';
@@ -26,9 +26,7 @@ const A2ARequest = z.unknown().openapi('A2ARequest', {
   example: { jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { role: 'user', messageId: 'm-1', parts: [{ kind: 'text', text: 'hello' }] } } },
 });
 
-const A2AHeaders = z.object({
-  'x-workspace-id': z.string().max(128).optional().openapi({ description: 'The calling workspace; must agree with the bearer' }),
-  'x-source-workspace-id': z.string().max(128).optional().openapi({ description: 'Same as X-Workspace-ID (the channel plugin and the SDK send this one)' }),
+const A2AHeaders = CallerHeaders.extend({
   'x-timeout': z.string().max(16).optional().openapi({ description: 'Overall deadline in whole seconds (≤ 24 h)' }),
 });
 
@@ -57,21 +55,13 @@ a2aRoutes.openapi(
     const response = await proxyA2A(c.var.scope, {
       targetId,
       body: c.req.valid('json'),
-      headerCaller: callerFromHeaders(headers['x-workspace-id'], headers['x-source-workspace-id']),
+      headerCaller: callerFromHeaders(headers),
       bearer: parseBearer(c.req.header('Authorization')),
       timeoutSeconds: parseXTimeout(headers['x-timeout']),
     });
     return response as never;
   },
 );
-
-/** Clients name the caller in one header or the other (the SDK sends both, equal); they must agree. */
-function callerFromHeaders(workspaceId: string | undefined, sourceWorkspaceId: string | undefined): string | null {
-  const a = parseCallerHeader(workspaceId);
-  const b = parseCallerHeader(sourceWorkspaceId);
-  if (a && b && a !== b) throw new ApiError(400, 'X-Workspace-ID and X-Source-Workspace-Id disagree');
-  return a ?? b;
-}
 
 /** `X-Timeout: N` (seconds, positive integer) overrides the caller-class ceiling; junk is a 400. */
 function parseXTimeout(header: string | undefined): number | undefined {

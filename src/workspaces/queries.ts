@@ -1,4 +1,5 @@
 import { and, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { revokeWorkspaceTokens } from '../auth/token-store';
 import type { IssuedToken } from '../auth/tokens';
 import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access';
@@ -7,8 +8,8 @@ import { secrets, workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 
 /** The one definition of a live workspace: every status but `removed` (a tombstone, never revived). */
-export function liveWorkspace(): SQL {
-  return ne(workspaces.status, 'removed');
+export function liveWorkspace(table: { status: AnyPgColumn } = workspaces): SQL {
+  return ne(table.status, 'removed');
 }
 
 export async function workspaceIsLive(db: Db, id: string): Promise<boolean> {
@@ -22,10 +23,11 @@ export async function workspaceIsLive(db: Db, id: string): Promise<boolean> {
  */
 export async function ancestorChains(db: Db, ids: string[]): Promise<ChainRow[]> {
   if (ids.length === 0) return [];
+  // drizzle renders an array parameter as a list (`($1, $2)`): `IN`, never `ANY(...::uuid[])`.
   const result = await db.execute<ChainRow>(sql`
     WITH RECURSIVE chain(origin, id, parent_id, depth) AS (
       SELECT w.id, w.id, w.parent_id, 0 FROM workspaces w
-       WHERE w.id = ANY(${ids}::uuid[]) AND w.status <> 'removed'
+       WHERE w.id IN ${ids} AND w.status <> 'removed'
       UNION ALL
       SELECT c.origin, p.id, p.parent_id, c.depth + 1
         FROM chain c JOIN workspaces p ON p.id = c.parent_id
