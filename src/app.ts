@@ -5,6 +5,7 @@ import { RequestScope } from './lib/request-scope';
 import { a2aRoutes } from './routes/a2a';
 import { activityRoutes } from './routes/activity';
 import { healthRoutes } from './routes/health';
+import { memoryRoutes } from './routes/memories';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
 import { workspaceRoutes } from './routes/workspaces';
@@ -18,7 +19,7 @@ export const OPENAPI_INFO = {
 };
 
 /** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
-const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes];
+const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes, memoryRoutes];
 
 export function createApp() {
   const app = newRouter();

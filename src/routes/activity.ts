@@ -3,7 +3,7 @@ import { and, asc, desc, eq, gt, gte, isNotNull, isNull, sql, type SQL } from 'd
 import { recordActivities } from '../activity/record';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { ActivityRow, Uuid, WorkspaceIdParam } from '../api/schemas';
+import { ActivityRow, clampedPositiveInt, Uuid, WorkspaceIdParam } from '../api/schemas';
 import { authorizeWorkspace } from '../auth/guards';
 import { ACTIVITY_TYPES, activityLogs } from '../db/schema';
 import { storedJson } from '../db/stored-json';
@@ -16,24 +16,12 @@ const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
 export const MAX_SINCE_SECS = 2_592_000; // 30 days: bounds the scan a client can ask for.
 
-const positiveInt = /^[1-9][0-9]{0,15}$/;
-
 const ActivityQuery = z.object({
   type: z.enum(ACTIVITY_TYPES).optional(),
   source: z.enum(['canvas', 'agent'], { message: "source must be 'canvas' or 'agent'" }).optional(),
-  limit: z
-    .string()
-    .regex(positiveInt, 'limit must be a positive integer')
-    .transform((v) => Math.min(Number(v), MAX_LIMIT))
-    .optional()
-    .openapi({ type: 'integer', minimum: 1, maximum: MAX_LIMIT }),
+  limit: clampedPositiveInt('limit', MAX_LIMIT).optional(),
   // A typo here must not silently become "the last 100 rows": reject, never ignore.
-  since_secs: z
-    .string()
-    .regex(positiveInt, 'since_secs must be a positive integer')
-    .transform((v) => Math.min(Number(v), MAX_SINCE_SECS))
-    .optional()
-    .openapi({ type: 'integer', minimum: 1, maximum: MAX_SINCE_SECS }),
+  since_secs: clampedPositiveInt('since_secs', MAX_SINCE_SECS).optional(),
   since_id: z.guid({ message: 'since_id must be an activity id' }).optional().openapi({ format: 'uuid' }),
 });
 
