@@ -6,6 +6,7 @@ import { a2aRoutes } from './routes/a2a';
 import { activityRoutes } from './routes/activity';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
+import { memoryRoutes } from './routes/memories';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
 import { workspaceRoutes } from './routes/workspaces';
@@ -19,7 +20,7 @@ export const OPENAPI_INFO = {
 };
 
 /** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
-const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, discoveryRoutes, a2aRoutes, activityRoutes, workspaceRoutes];
+const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, discoveryRoutes, a2aRoutes, activityRoutes, workspaceRoutes, memoryRoutes];
 
 export function createApp() {
   const app = newRouter();

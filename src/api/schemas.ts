@@ -130,3 +130,15 @@ export function entriesOf<V extends z.ZodType>(key: z.ZodType<string>, value: V,
     )
     .openapi({ type: 'object', description: rule, maxProperties: maxEntries });
 }
+
+/**
+ * A positive integer query parameter, clamped to `max`: a large value asks for "as many as
+ * allowed", while zero, a sign, a fraction or a typo is refused (never silently ignored).
+ */
+export function clampedPositiveInt(name: string, max: number) {
+  return z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/, `${name} must be a positive integer`)
+    .transform((v) => Math.min(Number(v), max))
+    .openapi({ type: 'integer', minimum: 1, maximum: max });
+}

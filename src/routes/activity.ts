@@ -4,7 +4,7 @@ import { readFeed } from '../activity/queries';
 import { recordActivities } from '../activity/record';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
-import { ActivityRow, Uuid, WorkspaceIdParam } from '../api/schemas';
+import { ActivityRow, clampedPositiveInt, Uuid, WorkspaceIdParam } from '../api/schemas';
 import { authorizeWorkspace } from '../auth/guards';
 import { ACTIVITY_TYPES } from '../db/schema';
 import { ApiError } from '../errors';
@@ -16,23 +16,15 @@ const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
 export const MAX_SINCE_SECS = 2_592_000; // 30 days: bounds the scan a client can ask for.
 
-const positiveInt = /^[1-9][0-9]{0,15}$/;
-const nonNegativeInt = /^(0|[1-9][0-9]{0,15})$/;
-
 const ActivityQuery = z.object({
   type: z.enum(ACTIVITY_TYPES).optional(),
   source: z.enum(['canvas', 'agent'], { message: "source must be 'canvas' or 'agent'" }).optional(),
-  limit: z
-    .string()
-    .regex(positiveInt, 'limit must be a positive integer')
-    .transform((v) => Math.min(Number(v), MAX_LIMIT))
-    .optional()
-    .openapi({ type: 'integer', minimum: 1, maximum: MAX_LIMIT }),
+  limit: clampedPositiveInt('limit', MAX_LIMIT).optional(),
   // A typo here must not silently become "the last 100 rows": reject, never ignore. 0 means
   // "only the newest row" (a poller that wants no backlog still needs a cursor to start from).
   since_secs: z
     .string()
-    .regex(nonNegativeInt, 'since_secs must be a non-negative integer')
+    .regex(/^(0|[1-9][0-9]{0,15})$/, 'since_secs must be a non-negative integer')
     .transform((v) => Math.min(Number(v), MAX_SINCE_SECS))
     .optional()
     .openapi({ type: 'integer', minimum: 0, maximum: MAX_SINCE_SECS }),

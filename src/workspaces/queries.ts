@@ -44,6 +44,36 @@ export async function mayCommunicate(db: Db, callerId: string, targetId: string)
   return live(callerId) && live(targetId) && canCommunicate(callerId, targetId, chains);
 }
 
+/**
+ * `canCommunicate` as a subquery, for lists that filter by the hierarchy rule in one statement:
+ * the ids of the live workspaces `callerId` may talk to (itself included; nothing when it is
+ * unknown or removed). Same walk as `ancestorChains`: through removed intermediates, at most
+ * MAX_ANCESTOR_DEPTH generations up (ancestors) or down (descendants). Tested against
+ * `mayCommunicate` pair by pair.
+ */
+export function communicableWorkspaceIds(callerId: string): SQL {
+  return sql`
+    WITH RECURSIVE me AS (
+      SELECT id, parent_id FROM workspaces WHERE id = ${callerId} AND status <> 'removed'
+    ), up(id, depth) AS (
+      SELECT parent_id, 1 FROM me WHERE parent_id IS NOT NULL
+      UNION ALL
+      SELECT p.parent_id, up.depth + 1 FROM up JOIN workspaces p ON p.id = up.id
+       WHERE p.parent_id IS NOT NULL AND up.depth < ${MAX_ANCESTOR_DEPTH}
+    ), down(id, depth) AS (
+      SELECT id, 0 FROM me
+      UNION ALL
+      SELECT c.id, down.depth + 1 FROM down JOIN workspaces c ON c.parent_id = down.id
+       WHERE down.depth < ${MAX_ANCESTOR_DEPTH}
+    )
+    SELECT t.id FROM workspaces t CROSS JOIN me
+     WHERE t.status <> 'removed'
+       AND (t.parent_id = me.parent_id
+            OR (t.parent_id IS NULL AND me.parent_id IS NULL)
+            OR t.id IN (SELECT id FROM up)
+            OR t.id IN (SELECT id FROM down))`;
+}
+
 /** Whether a workspace exists and whether it is a tombstone (undefined: never existed). */
 export async function workspaceTombstone(db: Db, workspaceId: string): Promise<{ removed: boolean; removedAt: Date | null } | undefined> {
   const [row] = await db.select({ status: workspaces.status, removedAt: workspaces.removedAt }).from(workspaces).where(eq(workspaces.id, workspaceId));
