@@ -5,8 +5,11 @@ import { RequestScope } from './lib/request-scope';
 import { a2aRoutes } from './routes/a2a';
 import { activityRoutes } from './routes/activity';
 import { healthRoutes } from './routes/health';
+import { notifyRoutes } from './routes/notify';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
+import { workspaceStateRoutes } from './routes/workspace-state';
+import { workspaceTokenRoutes } from './routes/workspace-tokens';
 import { workspaceRoutes } from './routes/workspaces';
 
 export const OPENAPI_INFO = {
@@ -18,7 +21,7 @@ export const OPENAPI_INFO = {
 };
 
 /** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
-const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes];
+const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes, notifyRoutes, workspaceStateRoutes, workspaceTokenRoutes];
 
 export function createApp() {
   const app = newRouter();

@@ -15,6 +15,9 @@ export const WorkspaceIdParam = z.object({
     .openapi({ param: { name: 'id', in: 'path' }, type: 'string', format: 'uuid' }),
 });
 
+/** Free text shown in a UI (labels, file names): no C0 controls or DEL, so no line breaks either. */
+export const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
+
 const Timestamp = z.string().openapi({ format: 'date-time' });
 const NullableTimestamp = Timestamp.nullable();
 

@@ -1,6 +1,6 @@
 import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
 import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access';
-import { workspaces } from '../db/schema';
+import { workspaces, type WorkspaceStatus } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 
 /** The one definition of a live workspace: every status but `removed` (a tombstone, never revived). */
@@ -43,4 +43,19 @@ export async function mayCommunicate(db: Db, callerId: string, targetId: string)
 export async function workspaceTombstone(db: Db, workspaceId: string): Promise<{ removed: boolean; removedAt: Date | null } | undefined> {
   const [row] = await db.select({ status: workspaces.status, removedAt: workspaces.removedAt }).from(workspaces).where(eq(workspaces.id, workspaceId));
   return row && { removed: row.status === 'removed', removedAt: row.removedAt };
+}
+
+/** Whom an agent's message to its user comes from, and whether it may send one (live workspaces only). */
+export async function userMessagingOf(db: Db, workspaceId: string): Promise<{ name: string; talkToUserEnabled: boolean } | undefined> {
+  const [row] = await db
+    .select({ name: workspaces.name, talkToUserEnabled: workspaces.talkToUserEnabled })
+    .from(workspaces)
+    .where(and(eq(workspaces.id, workspaceId), liveWorkspace()));
+  return row;
+}
+
+/** A workspace's status, removed ones included (undefined: never existed). */
+export async function workspaceStatus(db: Db, workspaceId: string): Promise<WorkspaceStatus | undefined> {
+  const [row] = await db.select({ status: workspaces.status }).from(workspaces).where(eq(workspaces.id, workspaceId));
+  return row?.status;
 }
