@@ -7,8 +7,11 @@ import { activityRoutes } from './routes/activity';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
 import { memoryRoutes } from './routes/memories';
+import { notifyRoutes } from './routes/notify';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
+import { workspaceStateRoutes } from './routes/workspace-state';
+import { workspaceTokenRoutes } from './routes/workspace-tokens';
 import { workspaceRoutes } from './routes/workspaces';
 
 export const OPENAPI_INFO = {
@@ -20,7 +23,19 @@ export const OPENAPI_INFO = {
 };
 
 /** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
-const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, discoveryRoutes, a2aRoutes, activityRoutes, workspaceRoutes, memoryRoutes];
+const ROUTERS = [
+  healthRoutes,
+  orgTokenRoutes,
+  registryRoutes,
+  discoveryRoutes,
+  a2aRoutes,
+  activityRoutes,
+  workspaceRoutes,
+  workspaceStateRoutes,
+  workspaceTokenRoutes,
+  notifyRoutes,
+  memoryRoutes,
+];
 
 export function createApp() {
   const app = newRouter();

@@ -16,10 +16,14 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
  * `deferInvalid`: text that is not JSON reaches the handler as `undefined` instead of a 400 here,
  * for a route whose pipeline answers it later in its own dialect (the A2A proxy authenticates
  * first, then answers a JSON-RPC parse error). The gate's limits are never deferred.
+ *
+ * `optional`: an empty (or all-whitespace) body reads as `{}`, for routes whose every field is
+ * optional and whose callers POST with no body at all (`curl -X POST`). Pair with `optionalJsonBody`.
  */
-export function readJsonBody(maxBytes: number, { deferInvalid = false } = {}): MiddlewareHandler<AppEnv> {
+export function readJsonBody(maxBytes: number, { deferInvalid = false, optional = false } = {}): MiddlewareHandler<AppEnv> {
   return async function readJsonBody(c, next) {
-    const parsed = parseJsonText(await readBodyText(c, maxBytes));
+    const text = await readBodyText(c, maxBytes);
+    const parsed = optional && text.trim() === '' ? parseJsonText('{}') : parseJsonText(text);
     if (!parsed.ok && (parsed.problem !== 'invalid' || !deferInvalid)) throw jsonProblem(parsed.problem);
     const value = parsed.ok ? parsed.value : undefined;
     const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim();

@@ -44,6 +44,11 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
   return { required: true, content: { 'application/json': { schema } } };
 }
 
+/** A JSON body the caller may leave out entirely (the route reads it with `readJsonBody(…, { optional: true })`). */
+export function optionalJsonBody<T extends z.ZodType>(schema: T) {
+  return { required: false, content: { 'application/json': { schema } } };
+}
+
 /** Requests every workspace route may carry (declared once, so the document lists them). */
 export const bearerSecurity = [{ bearer: [] as string[] }];
 

@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
 import { workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 import { issueToken } from './tokens';
@@ -44,4 +44,65 @@ export async function removedWorkspaceOfToken(db: Db, tokenHash: string, workspa
     .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
     .where(and(eq(workspaceAuthTokens.tokenHash, tokenHash), eq(workspaces.id, workspaceId), eq(workspaces.status, 'removed')));
   return row;
+}
+
+/** Live tokens a workspace may hold at once, whatever their origin (Go's cap, kept). */
+export const MAX_LIVE_TOKENS_PER_WORKSPACE = 50;
+
+export type MintOutcome = { kind: 'minted'; id: string; prefix: string; plaintext: string } | { kind: 'not_found' } | { kind: 'at_cap' };
+
+/**
+ * An extra token for a live workspace (origin `minted`), unless it already holds the maximum.
+ * The workspace row lock is taken in its own statement; the insert that follows takes a fresh
+ * READ COMMITTED snapshot, so its count sees every mint committed by whoever held the lock
+ * before. (A count in the same statement as the FOR UPDATE would use the snapshot from before
+ * the wait, and concurrent mints would all see room.) Register's bootstrap holds the same lock.
+ */
+export async function mintWorkspaceToken(db: Db, workspaceId: string, label: string | null): Promise<MintOutcome> {
+  const token = await issueToken('workspace');
+  return db.transaction(async (tx) => {
+    const [workspace] = await tx
+      .select({ id: workspaces.id })
+      .from(workspaces)
+      .where(and(eq(workspaces.id, workspaceId), ne(workspaces.status, 'removed')))
+      .for('update');
+    if (!workspace) return { kind: 'not_found' } as const;
+    const inserted = await tx.execute<{ id: string }>(sql`
+      INSERT INTO ${workspaceAuthTokens} (workspace_id, token_hash, prefix, origin, label)
+      SELECT ${workspaceId}::uuid, ${token.hash}, ${token.prefix}, 'minted', ${label}
+       WHERE (SELECT count(*) FROM ${workspaceAuthTokens} WHERE workspace_id = ${workspaceId}::uuid AND revoked_at IS NULL) < ${MAX_LIVE_TOKENS_PER_WORKSPACE}
+      RETURNING id`);
+    const row = inserted.rows[0];
+    if (!row) return { kind: 'at_cap' } as const;
+    return { kind: 'minted', id: row.id, prefix: token.prefix, plaintext: token.plaintext } as const;
+  });
+}
+
+export type TokenListing = { id: string; prefix: string; label: string | null; created_at: Date; last_used_at: Date | null };
+
+/** A workspace's live tokens (never a hash or plaintext), newest first. */
+export async function listWorkspaceTokens(db: Db, workspaceId: string, page: { limit: number; offset: number }): Promise<TokenListing[]> {
+  return db
+    .select({
+      id: workspaceAuthTokens.id,
+      prefix: workspaceAuthTokens.prefix,
+      label: workspaceAuthTokens.label,
+      created_at: workspaceAuthTokens.createdAt,
+      last_used_at: workspaceAuthTokens.lastUsedAt,
+    })
+    .from(workspaceAuthTokens)
+    .where(and(eq(workspaceAuthTokens.workspaceId, workspaceId), liveWorkspaceToken()))
+    .orderBy(desc(workspaceAuthTokens.createdAt), desc(workspaceAuthTokens.id))
+    .limit(page.limit)
+    .offset(page.offset);
+}
+
+/** Revokes one live token, only if it belongs to the workspace; false when there was none to revoke. */
+export async function revokeWorkspaceToken(db: Db, workspaceId: string, tokenId: string): Promise<boolean> {
+  const revoked = await db
+    .update(workspaceAuthTokens)
+    .set({ revokedAt: sql`now()` })
+    .where(and(eq(workspaceAuthTokens.id, tokenId), eq(workspaceAuthTokens.workspaceId, workspaceId), liveWorkspaceToken()))
+    .returning({ id: workspaceAuthTokens.id });
+  return revoked.length > 0;
 }

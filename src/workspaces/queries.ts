@@ -4,7 +4,7 @@ import { revokeWorkspaceTokens } from '../auth/token-store';
 import type { IssuedToken } from '../auth/tokens';
 import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access';
 import { ENCRYPTION_VERSION } from '../lib/secret-box';
-import { secrets, workspaceAuthTokens, workspaces } from '../db/schema';
+import { secrets, workspaceAuthTokens, workspaces, type WorkspaceStatus } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 
 /** The one definition of a live workspace: every status but `removed` (a tombstone, never revived). */
@@ -134,3 +134,18 @@ export async function removeWorkspaces(db: Db, root: string, ids: string[]): Pro
 }
 
 const LOST_RACE = new Error('another delete removed the workspace first');
+
+/** Whom an agent's message to its user comes from, and whether it may send one (live workspaces only). */
+export async function userMessagingOf(db: Db, workspaceId: string): Promise<{ name: string; talkToUserEnabled: boolean } | undefined> {
+  const [row] = await db
+    .select({ name: workspaces.name, talkToUserEnabled: workspaces.talkToUserEnabled })
+    .from(workspaces)
+    .where(and(eq(workspaces.id, workspaceId), liveWorkspace()));
+  return row;
+}
+
+/** A workspace's status, removed ones included (undefined: never existed). */
+export async function workspaceStatus(db: Db, workspaceId: string): Promise<WorkspaceStatus | undefined> {
+  const [row] = await db.select({ status: workspaces.status }).from(workspaces).where(eq(workspaces.id, workspaceId));
+  return row?.status;
+}
