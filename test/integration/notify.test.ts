@@ -22,9 +22,12 @@ describe('POST /workspaces/:id/notify — client calls', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'sent' });
 
-    // The canvas reloads its chat from this row; the plugin's poller (server.ts:264-268) drops rows
-    // with method 'notify', so its own reply never comes back to it as input.
-    const feed = await callJson('GET', `/workspaces/${agent.id}/activity?type=a2a_receive`, { token: agent.token });
+    // The canvas reloads its chat from this row. The agent's own inbox poll leaves it out (it is the
+    // agent's output, not its input; the plugin, server.ts:264-268, would drop it anyway, the CLI
+    // and the SDK would not).
+    const own = await callJson('GET', `/workspaces/${agent.id}/activity?type=a2a_receive&limit=100`, { token: agent.token });
+    expect(own).toMatchObject({ status: 200, body: [] });
+    const feed = await callJson('GET', `/workspaces/${agent.id}/activity?type=a2a_receive`, { token: ADMIN });
     expect(feed.status).toBe(200);
     const [row] = feed.body;
     expect(row).toMatchObject({
