@@ -22,7 +22,7 @@ export async function ancestorChains(db: Db, ids: string[]): Promise<ChainRow[]>
   const result = await db.execute<ChainRow>(sql`
     WITH RECURSIVE chain(origin, id, parent_id, depth) AS (
       SELECT w.id, w.id, w.parent_id, 0 FROM workspaces w
-       WHERE w.id = ANY(${ids}::uuid[]) AND w.status <> 'removed'
+       WHERE w.id = ANY(${sql.param(ids)}::uuid[]) AND w.status <> 'removed'
       UNION ALL
       SELECT c.origin, p.id, p.parent_id, c.depth + 1
         FROM chain c JOIN workspaces p ON p.id = c.parent_id
