@@ -4,6 +4,7 @@ import { renderError } from './errors';
 import { RequestScope } from './lib/request-scope';
 import { a2aRoutes } from './routes/a2a';
 import { activityRoutes } from './routes/activity';
+import { delegationRoutes } from './routes/delegations';
 import { healthRoutes } from './routes/health';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
@@ -18,7 +19,7 @@ export const OPENAPI_INFO = {
 };
 
 /** Routes, in one place. Each module's paths are absolute, so the document and the router agree. */
-const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes];
+const ROUTERS = [healthRoutes, orgTokenRoutes, registryRoutes, a2aRoutes, activityRoutes, workspaceRoutes, delegationRoutes];
 
 export function createApp() {
   const app = newRouter();

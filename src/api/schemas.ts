@@ -15,7 +15,7 @@ export const WorkspaceIdParam = z.object({
     .openapi({ param: { name: 'id', in: 'path' }, type: 'string', format: 'uuid' }),
 });
 
-const Timestamp = z.string().openapi({ format: 'date-time' });
+export const Timestamp = z.string().openapi({ format: 'date-time' });
 const NullableTimestamp = Timestamp.nullable();
 
 export const Workspace = z
