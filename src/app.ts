@@ -4,6 +4,7 @@ import { renderError } from './errors';
 import { RequestScope } from './lib/request-scope';
 import { a2aRoutes } from './routes/a2a';
 import { activityRoutes } from './routes/activity';
+import { delegationRoutes } from './routes/delegations';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
 import { memoryRoutes } from './routes/memories';
@@ -35,6 +36,7 @@ const ROUTERS = [
   workspaceTokenRoutes,
   notifyRoutes,
   memoryRoutes,
+  delegationRoutes,
 ];
 
 export function createApp() {

@@ -1,4 +1,5 @@
 import type { RequestScope } from './lib/request-scope';
+import type { DelegationDispatcher } from './delegations/dispatcher';
 import type { WorkspaceCoordinator } from './events/workspace-coordinator';
 
 /** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
@@ -18,6 +19,7 @@ export type Bindings = {
   PROVISIONER_URL?: string;
   PROVISIONER_TOKEN?: string;
   WORKSPACE_COORDINATOR: DurableObjectNamespace<WorkspaceCoordinator>;
+  DELEGATION_DISPATCHER: DurableObjectNamespace<DelegationDispatcher>;
 };
 
 export type Variables = {

@@ -4,6 +4,7 @@ import type { Bindings } from './env';
 import { RequestScope } from './lib/request-scope';
 
 export { WorkspaceCoordinator } from './events/workspace-coordinator';
+export { DelegationDispatcher } from './delegations/dispatcher';
 
 const app = createApp();
 

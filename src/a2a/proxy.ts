@@ -5,7 +5,7 @@ import { workspaces } from '../db/schema';
 import { ApiError, datastoreUnavailable } from '../errors';
 import { parseStorableJson } from '../lib/json-text';
 import type { RequestScope } from '../lib/request-scope';
-import { canCommunicate } from './access';
+import { canCommunicate, type ChainRow } from './access';
 import { resolveCaller } from './caller';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, RETRY_AFTER_BUSY, RETRY_AFTER_DEAD, type Delivery } from './deliver';
 import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
@@ -24,8 +24,8 @@ export type ProxyRequest = {
 };
 
 /**
- * POST /workspaces/:id/a2a after the body has been read: identity → hierarchy → budget →
- * normalise → poll short-circuit → URL → dispatch → classify. Exactly one DB round trip precedes
+ * POST /workspaces/:id/a2a after the body has been read: identity, then `forwardA2A` (hierarchy → budget →
+ * normalise → poll short-circuit → URL → dispatch → classify). Exactly one DB round trip precedes
  * the dispatch; activity rows are written after the response.
  */
 export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<Response> {
@@ -46,37 +46,77 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
   }
   const callerId = resolveCaller({ targetId: req.targetId, headerCaller: req.headerCaller, bearer: bearer.kind, context });
   if (context.workspaceToken) touchWorkspaceToken(scope, context.workspaceToken.id, context.workspaceToken.last_used_at);
-  const target = context.target;
+  const forwarded = await forwardA2A(scope, {
+    target: context.target,
+    chains: context.chains,
+    callerId,
+    body: req.body,
+    deadlineMs: req.timeoutSeconds ? req.timeoutSeconds * 1000 : undefined,
+    started,
+  });
+  switch (forwarded.kind) {
+    case 'poll_queued':
+      return Response.json({ status: 'queued', delivery_mode: 'poll', method: forwarded.method });
+    case 'delivered':
+      return new Response(NULL_BODY_STATUSES.has(forwarded.status) ? null : forwarded.body, {
+        status: forwarded.status,
+        headers: { 'Content-Type': forwarded.contentType ?? 'application/json' },
+      });
+    case 'enqueued':
+      return Response.json(
+        { queued: true, queue_id: forwarded.queueId, queue_depth: forwarded.depth, message: 'workspace agent busy — request queued for delivery when it has capacity' },
+        { status: 202 },
+      );
+  }
+}
+
+/** Where a forwarded request went; every other ending is an ApiError with a fixed text. */
+export type Forwarded =
+  | { kind: 'poll_queued'; method: string }
+  | { kind: 'delivered'; status: number; body: Uint8Array; contentType: string | null }
+  | { kind: 'enqueued'; queueId: string; depth: number };
+
+/**
+ * Everything after the caller is known, for the proxy route and for platform-initiated sends (a
+ * delegation): hierarchy → budget → normalise → poll short-circuit → URL → dispatch → classify,
+ * with both feeds' activity rows. `callerId` null is the canvas class.
+ */
+export async function forwardA2A(
+  scope: RequestScope,
+  args: { target: TargetRow | null; chains: ChainRow[]; callerId: string | null; body: unknown; deadlineMs?: number; started?: number },
+): Promise<Forwarded> {
+  const { target, callerId } = args;
+  const started = args.started ?? Date.now();
   if (!target) throw new ApiError(404, 'workspace not found');
-  if (callerId && callerId !== target.id && !canCommunicate(callerId, target.id, context.chains)) {
+  if (callerId && callerId !== target.id && !canCommunicate(callerId, target.id, args.chains)) {
     throw new ApiError(403, 'access denied: workspaces cannot communicate per hierarchy rules');
   }
   if (target.budget_limit !== null && Number(target.monthly_spend) >= Number(target.budget_limit)) {
     throw new ApiError(402, 'workspace budget limit exceeded');
   }
 
-  const normalized = normalizeA2ARequest(req.body);
+  const normalized = normalizeA2ARequest(args.body);
   if (!normalized.ok) {
     const { error, ...rest } = normalized.body;
     throw new ApiError(normalized.status, String(error), rest);
   }
   const { payload, method } = normalized;
 
-  if (deliveryModeOf(target) === 'poll') return queueForPoll(scope, target, callerId, method, payload);
+  if (deliveryModeOf(target) === 'poll') {
+    await queueForPoll(scope, target, callerId, method, payload);
+    return { kind: 'poll_queued', method };
+  }
 
   const url = resolveAgentUrl(scope, target);
   const body = JSON.stringify(payload);
-  const deadline = req.timeoutSeconds ? req.timeoutSeconds * 1000 : callerId ? AGENT_CALLER_CEILING_MS : CANVAS_CALLER_CEILING_MS;
+  const deadline = args.deadlineMs ?? (callerId ? AGENT_CALLER_CEILING_MS : CANVAS_CALLER_CEILING_MS);
   const outcome = await deliver(scope, target, url, body, deadline);
   const durationMs = Date.now() - started;
   logExchange(scope, { target, callerId, method, payload, outcome, durationMs });
 
   switch (outcome.kind) {
     case 'ok':
-      return new Response(NULL_BODY_STATUSES.has(outcome.status) ? null : outcome.body, {
-        status: outcome.status,
-        headers: { 'Content-Type': outcome.contentType ?? 'application/json' },
-      });
+      return { kind: 'delivered', status: outcome.status, body: outcome.body, contentType: outcome.contentType };
     case 'agent_error':
       // The agent's own error body stays with the agent: it may carry stack traces or paths.
       throw new ApiError(outcome.status as 400, 'workspace agent returned an error', { upstream_status: outcome.status });
@@ -89,14 +129,14 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
     case 'unreachable':
       throw new ApiError(502, 'failed to reach workspace agent');
     case 'busy':
-      return busyResponse(scope, target, callerId, method, payload);
+      return enqueueBusy(scope, target, callerId, method, payload);
   }
 }
 
 const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 
 /** Poll-mode agents have no URL: the activity row IS the delivery, so it is written before 200. */
-async function queueForPoll(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Response> {
+async function queueForPoll(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<void> {
   try {
     await recordActivities(scope, [
       { workspaceId: target.id, activityType: 'a2a_receive', sourceId: callerId, targetId: target.id, method, summary: `${method || 'message'} queued for poll`, requestBody: payload },
@@ -105,10 +145,9 @@ async function queueForPoll(scope: RequestScope, target: TargetRow, callerId: st
     console.error('poll enqueue failed', err);
     throw new ApiError(500, 'failed to queue message');
   }
-  return Response.json({ status: 'queued', delivery_mode: 'poll', method });
 }
 
-async function busyResponse(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Response> {
+async function enqueueBusy(scope: RequestScope, target: TargetRow, callerId: string | null, method: string, payload: JsonObject): Promise<Forwarded> {
   const busy = { busy: true, retry_after: RETRY_AFTER_BUSY };
   // The agent's SDK keeps its own session queue; a second platform queue would double-buffer it.
   if (hasCapability(target, 'session')) {
@@ -116,10 +155,7 @@ async function busyResponse(scope: RequestScope, target: TargetRow, callerId: st
   }
   try {
     const queued = await enqueue(scope.db, { workspaceId: target.id, callerId, method, payload });
-    return Response.json(
-      { queued: true, queue_id: queued.id, queue_depth: queued.depth, message: 'workspace agent busy — request queued for delivery when it has capacity' },
-      { status: 202 },
-    );
+    return { kind: 'enqueued', queueId: queued.id, depth: queued.depth };
   } catch (err) {
     console.error('a2a enqueue failed', err);
     throw new ApiError(503, 'workspace agent busy — retry later', busy, { 'Retry-After': String(RETRY_AFTER_BUSY) });

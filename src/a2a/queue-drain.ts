@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { recordActivities, type ActivityRecord } from '../activity/record';
 import { workspaces } from '../db/schema';
 import type { Bindings } from '../env';
+import { settleQueuedDelegation, settlementOfAnswer } from '../delegations/dispatch';
 import { ApiError } from '../errors';
 import { RequestScope, type Db } from '../lib/request-scope';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, type Delivery } from './deliver';
@@ -88,7 +89,7 @@ async function runDrain(scope: RequestScope, workspaceId: string, startedAt: num
     spareCapacity(scope.db, workspaceId),
   ]);
   const agent = reachableAgent(scope, target);
-  if ('reason' in agent) return failNext(scope.db, workspaceId, agent.reason);
+  if ('reason' in agent) return failNext(scope, workspaceId, agent.reason);
   const run: Run = {
     scope,
     workspaceId,
@@ -126,11 +127,16 @@ function reachableAgent(scope: RequestScope, target: TargetRow | null): { target
  * its item sees why, and a workspace that never gets a URL runs its items into the attempts cap);
  * the rest wait.
  */
-async function failNext(db: Db, workspaceId: string, reason: string): Promise<DrainStop> {
-  const item = await claimNext(db, workspaceId);
+async function failNext(scope: RequestScope, workspaceId: string, reason: string): Promise<DrainStop> {
+  const item = await claimNext(scope.db, workspaceId);
   if (!item) return 'empty';
-  await markFailed(db, item.id, reason);
+  await failAttempt(scope, workspaceId, item, reason);
   return 'unavailable';
+}
+
+/** One failed attempt; when it was the item's last, a delegation the item carries fails with it. */
+async function failAttempt(scope: RequestScope, workspaceId: string, item: QueueItem, reason: string): Promise<void> {
+  if (await markFailed(scope.db, item.id, reason)) await settleQueuedDelegation(scope, item, workspaceId, { status: 'failed', error: reason });
 }
 
 /** One delivery slot: claims and delivers one item at a time until the run stops. */
@@ -169,7 +175,7 @@ async function deliverItem(run: Run, item: QueueItem): Promise<'continue' | Drai
     // This item's bookkeeping failed (say, a response the datastore rejects). It takes an attempt
     // like any failed delivery, so it reaches the cap instead of blocking the queue; the run goes on.
     console.error('queue item drain failed', item.id, err);
-    await markFailed(run.scope.db, item.id, UNKNOWN_FAILURE);
+    await failAttempt(run.scope, run.workspaceId, item, UNKNOWN_FAILURE);
     return 'continue';
   }
 }
@@ -186,6 +192,7 @@ async function settle(run: Run, item: QueueItem, outcome: Delivery, durationMs: 
     case 'ok': {
       const fields = exchangeFields({ target: run.target, callerId: item.caller_id, method: item.method, payload: item.body, outcome, durationMs });
       await markCompleted(db, item.id, outcome.status, fields.responseBody);
+      await settleQueuedDelegation(run.scope, item, run.workspaceId, settlementOfAnswer(fields.responseBody));
       const summary = `${item.method || 'message'} → ${run.target.name} (delivered from queue)`;
       await recordDelivered(run, { ...fields, workspaceId: run.workspaceId, activityType: 'a2a_receive', summary });
       return 'continue';
@@ -195,10 +202,10 @@ async function settle(run: Run, item: QueueItem, outcome: Delivery, durationMs: 
       // spent (the item did nothing wrong). A timeout is: the agent may have worked on it, and an
       // item that always outlasts the deadline must reach the cap rather than come back forever.
       if (outcome.reason === 'connection_reset') await releaseUncounted(db, item.id, FAILURE_TEXT.busy);
-      else await markFailed(db, item.id, FAILURE_TEXT.busy);
+      else await failAttempt(run.scope, run.workspaceId, item, FAILURE_TEXT.busy);
       return 'busy';
     default:
-      await markFailed(db, item.id, FAILURE_TEXT[outcome.kind]);
+      await failAttempt(run.scope, run.workspaceId, item, FAILURE_TEXT[outcome.kind]);
       return failsAgentWide(outcome) ? 'unavailable' : 'continue';
   }
 }

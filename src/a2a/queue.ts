@@ -65,7 +65,7 @@ export async function enqueue(
   return { id, depth: depth?.n ?? 0 };
 }
 
-export type QueueItem = { id: string; caller_id: string | null; method: string | null; body: JsonObject; attempts: number };
+export type QueueItem = { id: string; caller_id: string | null; method: string | null; body: JsonObject; attempts: number; delegation_id: string | null };
 
 /**
  * Claims the next live item: highest priority, oldest first, never an expired one. `skip` lists
@@ -81,7 +81,7 @@ export async function claimNext(db: Db, workspaceId: string, skip: readonly stri
           AND NOT (id = ANY(${sql.param([...skip])}::uuid[]))
         ORDER BY priority DESC, enqueued_at ASC
         FOR UPDATE SKIP LOCKED LIMIT 1)
-    RETURNING id, caller_id, method, body, attempts`);
+    RETURNING id, caller_id, method, body, attempts, delegation_id`);
   return result.rows[0] ?? null;
 }
 
@@ -92,9 +92,12 @@ export async function markCompleted(db: Db, id: string, status: number, body: un
     .where(eq(a2aQueue.id, id));
 }
 
-/** Back to the queue for another try, or `failed` once the attempts are spent. `reason` is a fixed text. */
-export async function markFailed(db: Db, id: string, reason: string): Promise<void> {
-  await db
+/**
+ * Back to the queue for another try, or `failed` once the attempts are spent (then true). `reason`
+ * is a fixed text.
+ */
+export async function markFailed(db: Db, id: string, reason: string): Promise<boolean> {
+  const [row] = await db
     .update(a2aQueue)
     .set({
       status: sql`CASE WHEN ${a2aQueue.attempts} >= ${MAX_QUEUE_ATTEMPTS} THEN 'failed' ELSE 'queued' END`,
@@ -102,7 +105,9 @@ export async function markFailed(db: Db, id: string, reason: string): Promise<vo
       dispatchedAt: null,
       updatedAt: sql`now()`,
     })
-    .where(eq(a2aQueue.id, id));
+    .where(eq(a2aQueue.id, id))
+    .returning({ status: a2aQueue.status });
+  return row?.status === 'failed';
 }
 
 /**

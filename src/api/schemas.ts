@@ -24,7 +24,7 @@ export const CallerHeaders = z.object({
 /** Free text shown in a UI (labels, file names): no C0 controls or DEL, so no line breaks either. */
 export const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
 
-const Timestamp = z.string().openapi({ format: 'date-time' });
+export const Timestamp = z.string().openapi({ format: 'date-time' });
 const NullableTimestamp = Timestamp.nullable();
 
 export const Workspace = z

@@ -16,7 +16,7 @@
 // time (and into 2–4 fields at once in about a quarter of the runs).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { ADMIN, createWorkspace, loopback, registeredAgent, sql } from '../support/api';
+import { ADMIN, createWorkspace, loopback, registeredAgent, sql, waitFor } from '../support/api';
 import {
   describeSubs,
   excerpt,
@@ -48,6 +48,7 @@ async function snapshot(scope: Scope): Promise<string> {
        (SELECT count(*)::int FROM activity_logs WHERE workspace_id = ANY($1::uuid[])) AS activity_logs,
        (SELECT json_build_array(count(*)::int, count(revoked_at)::int) FROM workspace_auth_tokens WHERE workspace_id = ANY($1::uuid[])) AS workspace_auth_tokens,
        (SELECT json_build_array(count(*)::int, max(updated_at)) FROM a2a_queue WHERE workspace_id = ANY($1::uuid[])) AS a2a_queue,
+       (SELECT count(*)::int FROM delegations WHERE source_id = ANY($1::uuid[]) OR target_id = ANY($1::uuid[])) AS delegations,
        (SELECT count(*)::int FROM workspaces
          WHERE $2::text IS NOT NULL AND (name LIKE $2 OR role LIKE $2 OR model LIKE $2 OR workspace_dir LIKE $2)) AS tagged_workspaces,
        (SELECT count(*)::int FROM org_api_tokens WHERE $3::text IS NOT NULL AND name LIKE $3) AS tagged_org_tokens`,
@@ -63,7 +64,7 @@ async function snapshot(scope: Scope): Promise<string> {
  */
 async function readProblems(id: string, feedLimit = 1): Promise<string[]> {
   const problems: string[] = [];
-  for (const path of [`/workspaces/${id}`, `/workspaces/${id}/activity?limit=${feedLimit}`]) {
+  for (const path of [`/workspaces/${id}`, `/workspaces/${id}/activity?limit=${feedLimit}`, `/workspaces/${id}/delegations?limit=${Math.min(feedLimit, 50)}`]) {
     const r = await send('GET', path, { token: ADMIN });
     if (r.status >= 500 || r.json === undefined) problems.push(`read GET ${path} → ${r.status} ${excerpt(r.text, 200)}`);
   }
@@ -102,11 +103,13 @@ describe('hostile inputs on the public routes', () => {
   let registerWs: Agent;
   let heartbeatWs: Agent;
   let a2aTarget: Agent;
+  let delegateWs: Agent;
   let cursorId: string;
 
   beforeAll(async () => {
     parent = await createWorkspace({ external: true, name: `${tag}-parent` });
-    [patchWs, activityWs, registerWs, heartbeatWs, a2aTarget] = await Promise.all([
+    [patchWs, activityWs, registerWs, heartbeatWs, a2aTarget, delegateWs] = await Promise.all([
+      registeredAgent({ mode: 'poll' }),
       registeredAgent({ mode: 'poll' }),
       registeredAgent({ mode: 'poll' }),
       registeredAgent({ mode: 'poll' }),
@@ -115,7 +118,7 @@ describe('hostile inputs on the public routes', () => {
     ]);
     const [row] = await sql(`INSERT INTO activity_logs (workspace_id, activity_type, summary) VALUES ($1, 'agent_log', 'seed') RETURNING id`, [activityWs.id]);
     cursorId = row.id;
-    written.push(parent.id, patchWs.id, activityWs.id, registerWs.id, heartbeatWs.id, a2aTarget.id);
+    written.push(parent.id, patchWs.id, activityWs.id, registerWs.id, heartbeatWs.id, a2aTarget.id, delegateWs.id);
   });
 
   // GET /workspaces (admin) lists every live workspace's agent_card, and other test files list
@@ -362,6 +365,26 @@ describe('hostile inputs on the public routes', () => {
         await exercise('POST /workspaces/:id/a2a (poll)', describeSubs(subs), { ids: [a2aTarget.id] }, () =>
           send('POST', `/workspaces/${a2aTarget.id}/a2a`, { token: ADMIN, raw: renderBody(base(), subs) }),
         );
+      }),
+      params,
+    );
+  });
+
+  it('POST /workspaces/:id/delegate (own token and admin)', { timeout: PROPERTY_TIMEOUT_MS }, async () => {
+    const base = () => ({ target_id: a2aTarget.id, task: 'look into it', idempotency_key: `${tag}-key` });
+    const fields = paths([], 'target_id', 'task', 'idempotency_key');
+    // A delegation is sent in the background: wait until it has settled, so its inbox row cannot
+    // land inside the next request's before/after snapshot.
+    const settled = (id: string) =>
+      waitFor(async () => ['queued', 'completed', 'failed'].includes((await sql('SELECT status FROM delegations WHERE id = $1', [id]))[0]?.status));
+    await fc.assert(
+      fc.asyncProperty(substitutions(base(), fields), auth, async (subs, who) => {
+        await exercise(`POST /workspaces/:id/delegate as ${who}`, describeSubs(subs), { ids: [delegateWs.id, a2aTarget.id] }, async () => {
+          const reply = await send('POST', `/workspaces/${delegateWs.id}/delegate`, { token: tokenFor(who, delegateWs), raw: renderBody(base(), subs) });
+          const id = (reply.json as { delegation_id?: string } | undefined)?.delegation_id;
+          if (reply.status === 202 && id) await settled(id);
+          return reply;
+        });
       }),
       params,
     );

@@ -33,12 +33,15 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { echoed: rpc, metadata: { tool_trace: [{ tool: 'echo' }] } } });
       }
       if (behaviour === 'reply') {
-        // /agent/reply/<name>: an A2A v0.3 agent answering with a message whose text part says
-        // "ack: <the text it received>", the shape the runtime reads (result.parts[0].text).
+        // /agent/reply/<name>: an A2A agent's answer, a message whose text part echoes the text it got.
         let rpc: { id?: unknown; params?: { message?: { parts?: { text?: unknown }[] } } } = {};
         try { rpc = JSON.parse(body); } catch { /* answer anyway */ }
-        const text = rpc.params?.message?.parts?.map((p) => p.text).join(' ') ?? '';
-        return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { kind: 'message', role: 'agent', messageId: 'reply-1', parts: [{ kind: 'text', text: `ack: ${text}` }] } });
+        const text = rpc.params?.message?.parts?.find((p) => typeof p.text === 'string')?.text ?? '';
+        return json(200, { jsonrpc: '2.0', id: rpc.id ?? null, result: { kind: 'message', role: 'agent', messageId: 'reply-1', parts: [{ kind: 'text', text: `done: ${text}` }] } });
+      }
+      if (behaviour === 'rpc-error') {
+        // /agent/rpc-error/<name>: a JSON-RPC error with HTTP 200, its message carrying internal text.
+        return json(200, { jsonrpc: '2.0', id: null, error: { code: -32603, message: 'Traceback: /srv/agent/secret_path.py' } });
       }
       if (behaviour === 'slow') {
         // /agent/slow/<ms>/<name>: echoes after <ms>, so overlapping deliveries are observable.
