@@ -1,11 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, asc, eq, sql } from 'drizzle-orm';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
 import { Workspace, WorkspaceAdmin, WorkspaceIdParam, WorkspaceRemoved } from '../api/schemas';
 import { authorizeAdmin, authorizeWorkspace, authorizeWorkspaceRead, isOperator } from '../auth/guards';
 import { issueToken, randomSecret } from '../auth/tokens';
-import { workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
+import type { DeliveryMode, WorkspaceStatus } from '../db/schema';
 import { ApiError, pgError } from '../errors';
 import { publishEvent } from '../events/publish';
 import { KiB } from '../lib/body';
@@ -16,9 +15,8 @@ import { assertAgentUrl } from '../lib/url-policy';
 import { provisionerFor } from '../provisioning/provisioner';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
-import { insertWorkspace, liveFamily, liveWorkspace, removeWorkspaces, workspaceIsLive } from '../workspaces/queries';
+import { insertWorkspace, listWorkspaces, liveFamily, readWorkspace, removeWorkspaces, updateWorkspace, workspaceIsLive } from '../workspaces/queries';
 import { workspaceRemoved } from '../workspaces/registration';
-import { workspaceAdminView, workspaceView } from '../workspaces/views';
 
 export const workspaceRoutes = newRouter();
 
@@ -103,7 +101,7 @@ workspaceRoutes.openapi(
   }),
   async (c) => {
     await authorizeAdmin(c);
-    const rows = await c.var.scope.db.select(workspaceAdminView).from(workspaces).where(liveWorkspace()).orderBy(asc(workspaces.createdAt));
+    const rows = await listWorkspaces(c.var.scope.db);
     return c.json(rows as never, 200);
   },
 );
@@ -126,7 +124,7 @@ workspaceRoutes.openapi(
     const { id } = c.req.valid('param');
     const access = await authorizeWorkspaceRead(c, id);
     if (access.removed) throw workspaceRemoved(id, access.removedAt);
-    const [row] = await c.var.scope.db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), liveWorkspace()));
+    const row = await readWorkspace(c.var.scope.db, id);
     // Removed between the two reads: the tombstone answer is still the true one.
     if (!row) throw workspaceRemoved(id, null);
     return c.json(row as never, 200);
@@ -157,28 +155,23 @@ workspaceRoutes.openapi(
     if (!isOperator(credential)) throw new ApiError(403, 'moving a workspace in the tree is an operator action');
     if (input.parent_id && !(await workspaceIsLive(scope.db, input.parent_id))) throw new ApiError(400, 'parent workspace not found');
   }
-  let row;
+  let updated: boolean;
   try {
-    [row] = await scope.db
-      .update(workspaces)
-      .set({
-        name: input.name,
-        role: input.role,
-        tier: input.tier,
-        runtime: input.runtime,
-        parentId: input.parent_id,
-        workspaceDir: input.workspace_dir,
-        maxConcurrentTasks: input.max_concurrent_tasks,
-        updatedAt: sql`now()`,
-      })
-      .where(and(eq(workspaces.id, id), liveWorkspace()))
-      .returning({ id: workspaces.id });
+    updated = await updateWorkspace(scope.db, id, {
+      name: input.name,
+      role: input.role,
+      tier: input.tier,
+      runtime: input.runtime,
+      parentId: input.parent_id,
+      workspaceDir: input.workspace_dir,
+      maxConcurrentTasks: input.max_concurrent_tasks,
+    });
   } catch (err) {
     // The tree's acyclicity is enforced by a trigger (drizzle/0003) that serialises moves.
     if (pgError(err)?.constraint === 'workspaces_parent_acyclic') throw new ApiError(400, 'a workspace cannot be its own ancestor');
     throw err;
   }
-  if (!row) throw new ApiError(404, 'workspace not found');
+  if (!updated) throw new ApiError(404, 'workspace not found');
   return c.json({ status: 'updated' as const, ...(input.workspace_dir === null ? { needs_restart: true } : {}) }, 200);
   },
 );

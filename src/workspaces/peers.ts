@@ -1,5 +1,6 @@
 import { and, asc, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import { containsText } from '../db/contains-text';
 import { workspaces, type WorkspaceStatus } from '../db/schema';
 import { storedJson } from '../db/stored-json';
 import type { Db } from '../lib/request-scope';
@@ -72,11 +73,6 @@ export async function listPeers(db: Db, workspaceId: string, q: string | undefin
     .limit(MAX_PEERS);
 }
 
-/** `ILIKE` on a literal substring: the caller's `%`, `_` and `\` match themselves. */
-function containsText(column: typeof workspaces.name | typeof workspaces.role, text: string): SQL {
-  const pattern = `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-  return sql`${column} ILIKE ${pattern} ESCAPE '\\'`;
-}
 
 /** A2A card fields that name the agent's endpoint (v0.2/v0.3 `url`, `additionalInterfaces`; v1 `supportedInterfaces`). */
 const INTERFACE_LISTS = ['additionalInterfaces', 'supportedInterfaces'] as const;

@@ -6,6 +6,7 @@ import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access
 import { ENCRYPTION_VERSION } from '../lib/secret-box';
 import { secrets, workspaceAuthTokens, workspaces, type WorkspaceStatus } from '../db/schema';
 import type { Db } from '../lib/request-scope';
+import { workspaceAdminView, workspaceView } from './views';
 
 /** The one definition of a live workspace: every status but `removed` (a tombstone, never revived). */
 export function liveWorkspace(table: { status: AnyPgColumn } = workspaces): SQL {
@@ -148,4 +149,25 @@ export async function userMessagingOf(db: Db, workspaceId: string): Promise<{ na
 export async function workspaceStatus(db: Db, workspaceId: string): Promise<WorkspaceStatus | undefined> {
   const [row] = await db.select({ status: workspaces.status }).from(workspaces).where(eq(workspaces.id, workspaceId));
   return row?.status;
+}
+
+/** Every live workspace with the operator-only fields, oldest first. */
+export function listWorkspaces(db: Db) {
+  return db.select(workspaceAdminView).from(workspaces).where(liveWorkspace()).orderBy(workspaces.createdAt);
+}
+
+/** One live workspace as any authorised reader may see it. */
+export async function readWorkspace(db: Db, id: string) {
+  const [row] = await db.select(workspaceView).from(workspaces).where(and(eq(workspaces.id, id), liveWorkspace()));
+  return row;
+}
+
+/** Updates the given fields of a live workspace (undefined ones are left alone); false: none such. */
+export async function updateWorkspace(db: Db, id: string, fields: Partial<typeof workspaces.$inferInsert>): Promise<boolean> {
+  const rows = await db
+    .update(workspaces)
+    .set({ ...fields, updatedAt: sql`now()` })
+    .where(and(eq(workspaces.id, id), liveWorkspace()))
+    .returning({ id: workspaces.id });
+  return rows.length > 0;
 }
