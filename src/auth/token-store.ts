@@ -1,4 +1,5 @@
 import { and, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 import { issueToken } from './tokens';
@@ -11,20 +12,30 @@ export function liveWorkspaceToken(): SQL {
 }
 
 /**
- * The bootstrap rule: until a workspace holds a live token, registering is how it gets one. One
- * statement decides and writes: the NOT EXISTS sees tokens committed before it started, and the
- * unique index on live `issued` tokens turns any insert that raced past it into a no-op. Returns
- * the plaintext for the one winner, undefined for everyone else.
+ * The bootstrap rule: until a workspace has been given a token, registering is how it gets one.
+ * "Given", not "holds": once any token existed, revoking them all does not reopen the door (else
+ * revoking a leaked token would hand a fresh one to whoever registers first); an operator mints a
+ * new one instead. One statement decides and writes: the NOT EXISTS sees tokens committed before it
+ * started, and the unique index on live `issued` tokens turns any insert that raced past it into a
+ * no-op. Returns the plaintext for the one winner, undefined for everyone else.
  */
 export async function issueFirstToken(db: Db | Tx, workspaceId: string): Promise<string | undefined> {
   const token = await issueToken('workspace');
   const inserted = await db.execute<{ id: string }>(sql`
     INSERT INTO ${workspaceAuthTokens} (workspace_id, token_hash, prefix, origin)
     SELECT ${workspaceId}::uuid, ${token.hash}, ${token.prefix}, 'issued'
-     WHERE NOT EXISTS (SELECT 1 FROM ${workspaceAuthTokens} WHERE workspace_id = ${workspaceId}::uuid AND revoked_at IS NULL)
+     WHERE NOT EXISTS (SELECT 1 FROM ${workspaceAuthTokens} WHERE workspace_id = ${workspaceId}::uuid)
     ON CONFLICT (workspace_id) WHERE revoked_at IS NULL AND origin = 'issued' DO NOTHING
     RETURNING id`);
   return inserted.rows.length > 0 ? token.plaintext : undefined;
+}
+
+/**
+ * Whether a workspace has been given its first token. Until then anyone who knows its id could
+ * claim it by registering, so agents are not shown such workspaces (peers, discover).
+ */
+export function tokenEverIssued(workspaceId: AnyPgColumn): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${workspaceAuthTokens} WHERE ${workspaceAuthTokens.workspaceId} = ${workspaceId})`;
 }
 
 /** Revokes every live token of the given workspaces (delete, re-provision). */

@@ -1,5 +1,6 @@
 import { and, asc, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import { tokenEverIssued } from '../auth/token-store';
 import { containsText } from '../db/contains-text';
 import { workspaces, type WorkspaceStatus } from '../db/schema';
 import { storedJson } from '../db/stored-json';
@@ -30,7 +31,7 @@ export async function discoverPeer(db: Db, callerId: string | null, targetId: st
   const [row] = await db
     .select({ id: workspaces.id, name: workspaces.name, status: workspaces.status })
     .from(workspaces)
-    .where(and(eq(workspaces.id, targetId), liveWorkspace()));
+    .where(and(eq(workspaces.id, targetId), liveWorkspace(), callerId !== null ? tokenEverIssued(workspaces.id) : undefined));
   return row;
 }
 
@@ -53,7 +54,7 @@ export type PeerRow = {
 export async function listPeers(db: Db, workspaceId: string, q: string | undefined): Promise<PeerRow[]> {
   const me = alias(workspaces, 'me');
   const sibling = or(eq(workspaces.parentId, me.parentId), and(isNull(me.parentId), isNull(workspaces.parentId)));
-  const filters: SQL[] = [liveWorkspace(), ne(workspaces.id, me.id), or(sibling, eq(workspaces.parentId, me.id), eq(workspaces.id, me.parentId))!];
+  const filters: SQL[] = [liveWorkspace(), tokenEverIssued(workspaces.id), ne(workspaces.id, me.id), or(sibling, eq(workspaces.parentId, me.id), eq(workspaces.id, me.parentId))!];
   if (q) filters.push(or(containsText(workspaces.name, q), containsText(workspaces.role, q))!);
   return db
     .select({

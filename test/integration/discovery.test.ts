@@ -383,6 +383,8 @@ describe('GET /registry/:id/peers', () => {
     const crowd = await agent();
     const member = await agent({ parentId: crowd.id });
     await sql(`INSERT INTO workspaces (name, parent_id, status) SELECT 'crowd-' || g, $1, 'online' FROM generate_series(1, 510) g`, [crowd.id]);
+    // Agents that have registered (been given a token): only those are shown to peers.
+    await sql(`INSERT INTO workspace_auth_tokens (workspace_id, token_hash, prefix) SELECT id, md5(id::text), 'mws_crowd' FROM workspaces WHERE parent_id = $1 AND name LIKE 'crowd-%'`, [crowd.id]);
     const res = await peers(member.id, { token: member.token });
     expect(res.status).toBe(200);
     expect(res.body).toHaveLength(500);

@@ -259,3 +259,26 @@ describe('agent URLs', () => {
     expect(row.url).toBe('http://127.0.0.1:9/agent');
   });
 });
+
+describe('bootstrap is for a workspace that was never given a token', () => {
+  it('a workspace waiting for its first register is not shown to other agents; once registered it is', async () => {
+    const parent = await registeredAgent({ mode: 'poll' });
+    const me = await registeredAgent({ mode: 'poll', parentId: parent.id });
+    const pending = await createWorkspace({ external: true, url: 'http://example.com/agent', parent_id: parent.id });
+    const ids = async () => (await callJson('GET', `/registry/${me.id}/peers`, { token: me.token })).body.map((p: any) => p.id);
+    expect(await ids()).not.toContain(pending.id);
+    expect((await call('GET', `/registry/discover/${pending.id}`, { token: me.token })).status).toBe(404);
+    const reg = await callJson('POST', '/registry/register', { body: { id: pending.id, agent_card: card, delivery_mode: 'poll' } });
+    expect(reg.body.auth_token).toMatch(/^mws_/);
+    expect(await ids()).toContain(pending.id);
+    expect((await call('GET', `/registry/discover/${pending.id}`, { token: me.token })).status).toBe(200);
+  });
+
+  it('revoking every token does not reopen the door: an unauthenticated register stays 401', async () => {
+    const a = await registeredAgent({ mode: 'poll' });
+    await sql('UPDATE workspace_auth_tokens SET revoked_at = now() WHERE workspace_id = $1', [a.id]);
+    const res = await callJson('POST', '/registry/register', { body: { id: a.id, agent_card: card, delivery_mode: 'poll' } });
+    expect(res).toMatchObject({ status: 401, body: { error: 'missing workspace auth token' } });
+    expect(res.body.auth_token).toBeUndefined();
+  });
+});
