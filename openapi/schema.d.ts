@@ -1611,7 +1611,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Mint another token for the workspace (operators, or the workspace's own token); at most 50 live */
+        /** Mint another token for the workspace (operators only); at most 50 live */
         post: {
             parameters: {
                 query?: never;
@@ -1647,6 +1647,15 @@ export interface paths {
                 };
                 /** @description Missing or invalid credentials */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not allowed for this credential */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1826,6 +1835,15 @@ export interface paths {
                 };
                 /** @description Missing or invalid credentials */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not allowed for this credential */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, newRouter, optionalJsonBody } from '../api/openapi';
 import { NO_CONTROL_CHARS, WorkspaceIdParam } from '../api/schemas';
-import { authorizeAdmin, authorizeWorkspace } from '../auth/guards';
+import { authorizeAdmin, authorizeWorkspace, isOperator } from '../auth/guards';
 import { listWorkspaceTokens, MAX_LIVE_TOKENS_PER_WORKSPACE, mintWorkspaceToken, revokeWorkspaceToken } from '../auth/token-store';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
@@ -76,16 +76,16 @@ workspaceTokenRoutes.openapi(
     method: 'post',
     path: '/workspaces/{id}/tokens',
     tags: ['workspaces'],
-    summary: `Mint another token for the workspace (operators, or the workspace's own token); at most ${MAX_LIVE_TOKENS_PER_WORKSPACE} live`,
+    summary: `Mint another token for the workspace (operators only); at most ${MAX_LIVE_TOKENS_PER_WORKSPACE} live`,
     security: bearerSecurity,
     middleware: [readJsonBody(16 * KiB, { optional: true })] as const,
     request: { params: WorkspaceIdParam, body: optionalJsonBody(MintToken) },
-    responses: { ...mintResponses, ...errors(400, 401, 404, 413) },
+    responses: { ...mintResponses, ...errors(400, 401, 403, 404, 413) },
   }),
   async (c) => {
     const { id } = c.req.valid('param');
     const { label } = c.req.valid('json');
-    await authorizeWorkspace(c, id);
+    await authorizeTokenAdmin(c, id);
     return c.json(await mint(c, id, label), 201);
   },
 );
@@ -134,12 +134,21 @@ workspaceTokenRoutes.openapi(
     summary: "Revoke one of the workspace's tokens (a token of another workspace is not found)",
     security: bearerSecurity,
     request: { params: TokenParams },
-    responses: { 200: json(z.object({ status: z.literal('revoked') }), 'Revoked'), ...errors(400, 401, 404) },
+    responses: { 200: json(z.object({ status: z.literal('revoked') }), 'Revoked'), ...errors(400, 401, 403, 404) },
   }),
   async (c) => {
     const { id, tokenId } = c.req.valid('param');
-    await authorizeWorkspace(c, id);
+    await authorizeTokenAdmin(c, id);
     if (!(await revokeWorkspaceToken(c.var.scope.db, id, tokenId))) throw new ApiError(404, 'token not found or already revoked');
     return c.json({ status: 'revoked' as const }, 200);
   },
 );
+
+/**
+ * Minting and revoking are for operators: a workspace token that could mint more of itself, or
+ * revoke its siblings, would let one leaked token lock the real agent out and outlive its own
+ * revocation. Listing (prefixes only) stays open to the workspace's own token.
+ */
+async function authorizeTokenAdmin(c: Context<AppEnv>, id: string): Promise<void> {
+  if (!isOperator(await authorizeWorkspace(c, id))) throw new ApiError(403, 'minting and revoking workspace tokens is an operator action');
+}

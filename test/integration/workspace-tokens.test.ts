@@ -95,7 +95,7 @@ describe('GET/POST/DELETE /workspaces/:id/tokens — the canvas Tokens tab', () 
     const agent = await registeredAgent({ mode: 'poll' });
     const minted: { id: string; auth_token: string; prefix: string }[] = [];
     for (const label of ['first', 'second', 'third']) {
-      const res = await callJson('POST', `/workspaces/${agent.id}/tokens`, { token: agent.token, body: { label } });
+      const res = await callJson('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label } });
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({ workspace_id: agent.id, message: MINTED_MESSAGE });
       minted.push(res.body);
@@ -120,7 +120,7 @@ describe('GET/POST/DELETE /workspaces/:id/tokens — the canvas Tokens tab', () 
     expect((await callJson('GET', `/workspaces/${agent.id}/tokens?limit=100000`, { token: ADMIN })).body.count).toBe(4);
 
     // Revoked tokens leave the list.
-    expect((await callJson('DELETE', `/workspaces/${agent.id}/tokens/${minted[1]!.id}`, { token: agent.token })).body).toEqual({ status: 'revoked' });
+    expect((await callJson('DELETE', `/workspaces/${agent.id}/tokens/${minted[1]!.id}`, { token: ADMIN })).body).toEqual({ status: 'revoked' });
     expect((await callJson('GET', `/workspaces/${agent.id}/tokens`, { token: agent.token })).body.tokens.map((t: any) => t.label)).toEqual(['third', 'first', null]);
 
     for (const q of ['limit=0', 'limit=-1', 'limit=abc', 'offset=-1', 'offset=1.5', 'limit=']) {
@@ -135,8 +135,8 @@ describe('GET/POST/DELETE /workspaces/:id/tokens — the canvas Tokens tab', () 
     const token = minted.body.auth_token as string;
     expect((await call('POST', '/registry/heartbeat', { token, body: { workspace_id: a.id } })).status).toBe(200);
 
-    const bMinted = await callJson('POST', `/workspaces/${b.id}/tokens`, { token: b.token, body: {} });
-    const cross = await callJson('DELETE', `/workspaces/${a.id}/tokens/${bMinted.body.id}`, { token: a.token });
+    const bMinted = await callJson('POST', `/workspaces/${b.id}/tokens`, { token: ADMIN, body: {} });
+    const cross = await callJson('DELETE', `/workspaces/${a.id}/tokens/${bMinted.body.id}`, { token: ADMIN });
     expect(cross.status).toBe(404);
     expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${bMinted.body.id}`, { token: ADMIN })).status).toBe(404);
     expect((await sql('SELECT revoked_at FROM workspace_auth_tokens WHERE id = $1', [bMinted.body.id]))[0].revoked_at).toBeNull();
@@ -144,14 +144,14 @@ describe('GET/POST/DELETE /workspaces/:id/tokens — the canvas Tokens tab', () 
     // Nor can b's own token revoke on a's path.
     expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${minted.body.id}`, { token: b.token })).status).toBe(401);
 
-    const revoked = await callJson('DELETE', `/workspaces/${a.id}/tokens/${minted.body.id}`, { token: a.token });
+    const revoked = await callJson('DELETE', `/workspaces/${a.id}/tokens/${minted.body.id}`, { token: ADMIN });
     expect(revoked.status).toBe(200);
     expect(revoked.body).toEqual({ status: 'revoked' });
     expect((await call('POST', '/registry/heartbeat', { token, body: { workspace_id: a.id } })).status).toBe(401);
     expect((await call('GET', `/workspaces/${a.id}/activity`, { token })).status).toBe(401);
-    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${minted.body.id}`, { token: a.token })).status).toBe(404);
-    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${crypto.randomUUID()}`, { token: a.token })).status).toBe(404);
-    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/not-a-uuid`, { token: a.token })).status).toBe(400);
+    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${minted.body.id}`, { token: ADMIN })).status).toBe(404);
+    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/${crypto.randomUUID()}`, { token: ADMIN })).status).toBe(404);
+    expect((await callJson('DELETE', `/workspaces/${a.id}/tokens/not-a-uuid`, { token: ADMIN })).status).toBe(400);
     // The workspace's original token is untouched.
     expect((await call('POST', '/registry/heartbeat', { token: a.token, body: { workspace_id: a.id } })).status).toBe(200);
   });
@@ -165,11 +165,11 @@ describe('GET/POST/DELETE /workspaces/:id/tokens — the canvas Tokens tab', () 
     expect((await callJson('POST', `/workspaces/${a.id}/tokens`, { token: b.token, body: {} })).status).toBe(401);
     expect((await callJson('POST', `/workspaces/${a.id}/tokens`, { body: {} })).status).toBe(401);
     for (const body of [{ label: 'x'.repeat(101) }, { label: 'line\nbreak' }, { label: 42 }, []]) {
-      const res = await callJson('POST', `/workspaces/${a.id}/tokens`, { token: a.token, body });
+      const res = await callJson('POST', `/workspaces/${a.id}/tokens`, { token: ADMIN, body });
       expect(res.status, JSON.stringify(body)).toBe(400);
     }
     for (const raw of ['not json', '{"label":"a\\u0000"}', '{"label":' + '['.repeat(100) + ']'.repeat(100) + '}']) {
-      expect((await callJson('POST', `/workspaces/${a.id}/tokens`, { token: a.token, raw, headers: { 'Content-Type': 'application/json' } })).status, raw.slice(0, 20)).toBe(400);
+      expect((await callJson('POST', `/workspaces/${a.id}/tokens`, { token: ADMIN, raw, headers: { 'Content-Type': 'application/json' } })).status, raw.slice(0, 20)).toBe(400);
     }
     expect(await allTokens(a.id)).toBe(before);
     expect((await callJson('POST', `/workspaces/${crypto.randomUUID()}/tokens`, { token: ADMIN, body: {} })).status).toBe(404);
@@ -184,7 +184,7 @@ describe('at most 50 live tokens per workspace, under concurrency', () => {
       Array.from({ length: 60 }, (_, i) =>
         i % 2 === 0
           ? callJson('POST', `/admin/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label: `admin-${i}` } })
-          : callJson('POST', `/workspaces/${agent.id}/tokens`, { token: agent.token, body: { label: `own-${i}` } }),
+          : callJson('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label: `own-${i}` } }),
       ),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(49);
@@ -198,8 +198,23 @@ describe('at most 50 live tokens per workspace, under concurrency', () => {
     expect((await callJson('POST', `/admin/workspaces/${agent.id}/tokens`, { token: ADMIN, body: {} })).status).toBe(429);
     const victim = results.find((r) => r.status === 201)!.body.id;
     expect((await call('DELETE', `/workspaces/${agent.id}/tokens/${victim}`, { token: ADMIN })).status).toBe(200);
-    const again = await Promise.all(Array.from({ length: 5 }, () => callJson('POST', `/workspaces/${agent.id}/tokens`, { token: agent.token, body: {} })));
+    const again = await Promise.all(Array.from({ length: 5 }, () => callJson('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: {} })));
     expect(again.map((r) => r.status).sort()).toEqual([201, 429, 429, 429, 429]);
     expect(await liveTokens(agent.id)).toBe(50);
+  });
+});
+
+describe('minting and revoking are operator actions', () => {
+  it("a workspace's own token may list, but neither mint more of itself nor revoke its siblings", async () => {
+    const agent = await registeredAgent({ mode: 'poll' });
+    const minted = await callJson('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label: 'channel' } });
+    expect(minted.status).toBe(201);
+    const own = await callJson('POST', `/workspaces/${agent.id}/tokens`, { token: minted.body.auth_token, body: {} });
+    expect(own).toMatchObject({ status: 403, body: { error: 'minting and revoking workspace tokens is an operator action' } });
+    const [issued] = await sql(`SELECT id FROM workspace_auth_tokens WHERE workspace_id = $1 AND origin = 'issued'`, [agent.id]);
+    expect((await call('DELETE', `/workspaces/${agent.id}/tokens/${issued.id}`, { token: minted.body.auth_token })).status).toBe(403);
+    expect((await call('GET', `/workspaces/${agent.id}/tokens`, { token: minted.body.auth_token })).status).toBe(200);
+    const live = await sql('SELECT count(*)::int AS n FROM workspace_auth_tokens WHERE workspace_id = $1 AND revoked_at IS NULL', [agent.id]);
+    expect(live[0].n).toBe(2);
   });
 });
