@@ -118,8 +118,10 @@ export async function forwardA2A(
     case 'ok':
       return { kind: 'delivered', status: outcome.status, body: outcome.body, contentType: outcome.contentType };
     case 'agent_error':
-      // The agent's own error body stays with the agent: it may carry stack traces or paths.
-      throw new ApiError(outcome.status as 400, 'workspace agent returned an error', { upstream_status: outcome.status });
+      // The agent's own error body stays with the agent: it may carry stack traces or paths. Its
+      // status is relayed when it is an error status; a 3xx (redirects are not followed, a 304
+      // has no body to send) becomes a 502.
+      throw new ApiError((outcome.status >= 400 && outcome.status <= 599 ? outcome.status : 502) as 400, 'workspace agent returned an error', { upstream_status: outcome.status });
     case 'restarting':
       throw new ApiError(503, 'workspace agent unreachable — restart triggered', { restarting: true, retry_after: RETRY_AFTER_DEAD }, { 'Retry-After': String(RETRY_AFTER_DEAD) });
     case 'body_failed':

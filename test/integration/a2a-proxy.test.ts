@@ -229,6 +229,14 @@ describe('upstream failures', () => {
     }
   });
 
+  it('an agent answering a 3xx (304 has no body, redirects are not followed) → 502 with upstream_status, never a 500', async () => {
+    for (const code of [304, 302]) {
+      const { caller, target } = await pair((n) => `/agent/status/${code}/${n}`);
+      const res = await callJson('POST', `/workspaces/${target.id}/a2a`, { token: caller.token, body: message() });
+      expect(res, String(code)).toMatchObject({ status: 502, body: { error: 'workspace agent returned an error', upstream_status: code } });
+    }
+  });
+
   it('external agents are never marked dead; an uncertain provisioner answer keeps the agent', async () => {
     const ext = await pair((n) => `/agent/status/503/${n}`);
     await fetch(loopback(`/prov/_state/${ext.target.id}`), { method: 'POST', body: JSON.stringify({ state: 'stopped' }) });
