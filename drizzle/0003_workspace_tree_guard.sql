@@ -7,13 +7,15 @@
 -- move waits for the first to commit, and (statements in a volatile plpgsql function take a fresh
 -- snapshot under READ COMMITTED) its walk then sees the first move.
 
--- Repair rings left by the old race: every workspace on a cycle becomes a root.
-WITH RECURSIVE walk(start, id, depth) AS (
-  SELECT w.id, w.parent_id, 1 FROM workspaces w WHERE w.parent_id IS NOT NULL
+-- Repair rings left by the old race: every workspace on a cycle becomes a root. Each walk carries
+-- the ids it has visited and stops at the first repeat, so a ring (or a tree hanging off one)
+-- costs a few rows per workspace, not thousands.
+WITH RECURSIVE walk(start, id, path) AS (
+  SELECT w.id, w.parent_id, ARRAY[w.id] FROM workspaces w WHERE w.parent_id IS NOT NULL
   UNION ALL
-  SELECT walk.start, p.parent_id, walk.depth + 1
+  SELECT walk.start, p.parent_id, walk.path || p.id
     FROM walk JOIN workspaces p ON p.id = walk.id
-   WHERE p.parent_id IS NOT NULL AND walk.id <> walk.start AND walk.depth < 10000
+   WHERE p.parent_id IS NOT NULL AND NOT (p.id = ANY(walk.path))
 )
 UPDATE workspaces SET parent_id = NULL, updated_at = now()
  WHERE id IN (SELECT start FROM walk WHERE id = start);--> statement-breakpoint
