@@ -3,6 +3,12 @@ import type { Bindings } from '../env';
 import { drainQueue } from '../a2a/queue-drain';
 import { runRestartCycle } from '../provisioning/restart';
 
+/** Internal header from the Worker to the coordinator naming the subscriber's credential. */
+export const SUBSCRIBER_CREDENTIAL_HEADER = 'X-Molecule-Subscriber';
+
+/** The tag of a subscriber socket opened with a workspace token. */
+export const workspaceTokenSubscriber = (tokenId: string) => `workspace-token:${tokenId}`;
+
 type RestartState = { running: boolean; pending: boolean };
 const RESTART_KEY = 'restart';
 const DRAIN_KEY = 'drain';
@@ -18,8 +24,18 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
     const pair = new WebSocketPair();
-    this.ctx.acceptWebSocket(pair[1]);
+    // Tagged with the credential that opened it (set by the Worker, never by the client), so
+    // revoking that credential can close exactly its sockets.
+    const credential = request.headers.get(SUBSCRIBER_CREDENTIAL_HEADER);
+    this.ctx.acceptWebSocket(pair[1], credential ? [credential] : []);
     return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** A credential was revoked: its live feeds end now, not when the socket happens to close. */
+  closeSubscribers(credential: string): number {
+    const sockets = this.ctx.getWebSockets(credential);
+    for (const socket of sockets) socket.close(1008, 'credential revoked');
+    return sockets.length;
   }
 
   /** Fans a serialized event out to every subscriber; a dead socket is dropped, not retried. */

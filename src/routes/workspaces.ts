@@ -13,6 +13,7 @@ import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
 import { provisionerFor } from '../provisioning/provisioner';
+import { SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../events/workspace-coordinator';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
 import { insertWorkspace, listWorkspaces, liveFamily, readWorkspace, removeWorkspaces, updateWorkspace, workspaceIsLive } from '../workspaces/queries';
@@ -242,10 +243,13 @@ workspaceRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid('param');
-    await authorizeWorkspace(c, id);
+    const credential = await authorizeWorkspace(c, id);
     if (c.req.header('Upgrade') !== 'websocket') throw new ApiError(426, 'expected a websocket upgrade');
     const stub = c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id));
-    return (await stub.fetch(c.req.raw)) as never;
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete(SUBSCRIBER_CREDENTIAL_HEADER);
+    if (credential.kind === 'workspace') headers.set(SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber(credential.tokenId));
+    return (await stub.fetch(new Request(c.req.raw, { headers }))) as never;
   },
 );
 

@@ -218,3 +218,29 @@ describe('minting and revoking are operator actions', () => {
     expect(live[0].n).toBe(2);
   });
 });
+
+describe('revoking a token ends its live feed', () => {
+  it("a socket opened with a token closes when that token is revoked; the agent's other sockets stay open", async () => {
+    const { exports } = await import('cloudflare:workers');
+    const open = async (id: string, token: string) => {
+      const res = await (exports as unknown as { default: Fetcher }).default.fetch(
+        new Request(`${BASE}/workspaces/${id}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}`, 'X-Molecule-Subscriber': 'workspace-token:forged' } }),
+      );
+      expect(res.status).toBe(101);
+      const socket = res.webSocket!;
+      let closed: number | undefined;
+      socket.addEventListener('close', (e) => (closed = e.code));
+      socket.accept();
+      return { closed: () => closed };
+    };
+    const agent = await registeredAgent({ mode: 'poll' });
+    const minted = await callJson('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label: 'leaked' } });
+    const leaked = await open(agent.id, minted.body.auth_token);
+    const own = await open(agent.id, agent.token);
+    expect((await call('DELETE', `/workspaces/${agent.id}/tokens/${minted.body.id}`, { token: ADMIN })).status).toBe(200);
+    const deadline = Date.now() + 3000;
+    while (leaked.closed() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(leaked.closed()).toBe(1008);
+    expect(own.closed()).toBeUndefined();
+  });
+});
