@@ -49,8 +49,8 @@ export function resolveAgentUrl(scope: RequestScope, target: TargetRow): string 
  * unreachable agent asks the provisioner before anything is recycled: a healthy agent that merely
  * answered 502 keeps its status.
  */
-export async function deliver(scope: RequestScope, target: TargetRow, url: string, payload: string, deadlineMs: number): Promise<Delivery> {
-  const result = await dispatchToAgent(url, payload, deadlineMs);
+export async function deliver(scope: RequestScope, target: TargetRow, url: string, payload: string, deadlineMs: number, headerTimeoutMs?: number): Promise<Delivery> {
+  const result = await dispatchToAgent(url, payload, deadlineMs, headerTimeoutMs);
   switch (result.kind) {
     case 'response':
       if (result.status < 300) return { kind: 'ok', status: result.status, body: result.body, contentType: result.contentType };

@@ -20,12 +20,12 @@ export type DispatchResult =
  * first byte; the overall deadline bounds the body too. There is deliberately no shorter
  * whole-request cap: agents legitimately think for minutes.
  */
-export async function dispatchToAgent(url: string, body: string, deadlineMs: number): Promise<DispatchResult> {
+export async function dispatchToAgent(url: string, body: string, deadlineMs: number, headerTimeoutMs = RESPONSE_HEADER_TIMEOUT_MS): Promise<DispatchResult> {
   const controller = new AbortController();
   const abort = () => controller.abort(new DOMException('agent deadline exceeded', 'TimeoutError'));
   const overallTimer = setTimeout(abort, deadlineMs);
   // Only until the headers arrive: a slow body is governed by the overall deadline alone.
-  const headerTimer = setTimeout(abort, Math.min(RESPONSE_HEADER_TIMEOUT_MS, deadlineMs));
+  const headerTimer = setTimeout(abort, Math.min(headerTimeoutMs, deadlineMs));
   try {
     let res: Response;
     try {

@@ -83,7 +83,20 @@ export type Forwarded =
  */
 export async function forwardA2A(
   scope: RequestScope,
-  args: { target: TargetRow | null; chains: ChainRow[]; callerId: string | null; body: unknown; deadlineMs?: number; started?: number },
+  args: {
+    target: TargetRow | null;
+    chains: ChainRow[];
+    callerId: string | null;
+    body: unknown;
+    deadlineMs?: number;
+    started?: number;
+    /**
+     * A send that must happen at most once (a delegation): wait for the agent's answer for the
+     * whole deadline, and treat running out of time as a final "outcome unknown", never as busy
+     * (a busy send is queued and sent again, and an agent that took the request may be working).
+     */
+    atMostOnce?: boolean;
+  },
 ): Promise<Forwarded> {
   const { target, callerId } = args;
   const started = args.started ?? Date.now();
@@ -110,7 +123,7 @@ export async function forwardA2A(
   const url = resolveAgentUrl(scope, target);
   const body = JSON.stringify(payload);
   const deadline = args.deadlineMs ?? (callerId ? AGENT_CALLER_CEILING_MS : CANVAS_CALLER_CEILING_MS);
-  const outcome = await deliver(scope, target, url, body, deadline);
+  const outcome = await deliver(scope, target, url, body, deadline, args.atMostOnce ? deadline : undefined);
   const durationMs = Date.now() - started;
   logExchange(scope, { target, callerId, method, payload, outcome, durationMs });
 
@@ -131,6 +144,7 @@ export async function forwardA2A(
     case 'unreachable':
       throw new ApiError(502, 'failed to reach workspace agent');
     case 'busy':
+      if (args.atMostOnce && outcome.reason === 'timeout') throw new ApiError(504, 'agent did not answer in time; the outcome is unknown');
       return enqueueBusy(scope, target, callerId, method, payload);
   }
 }

@@ -14,8 +14,9 @@ export const PREVIEW_MAX_CHARS = 4096;
 
 /**
  * A dispatch runs inside one alarm invocation (15 minutes of wall time): the agent call ends by 12
- * minutes, leaving room to record the outcome. A longer call times out as `busy`, and the proxy
- * pipeline queues it like any busy delivery.
+ * minutes, leaving room to record the outcome. The whole of it may be spent waiting for the
+ * answer; running out is a final failure ("outcome unknown"), never a busy re-queue, because the
+ * agent may be working on it. Only an agent that refused the connection (reset) is queued.
  */
 export const DISPATCH_DEADLINE_MS = 12 * 60_000;
 
@@ -64,6 +65,7 @@ async function dispatch(scope: RequestScope, d: ClaimedDelegation): Promise<Sett
       callerId: d.source_id,
       body: delegationMessage(d),
       deadlineMs: DISPATCH_DEADLINE_MS,
+      atMostOnce: true,
     });
     switch (forwarded.kind) {
       // A poll agent reads it from its inbox and answers with a new message: not an answer yet.

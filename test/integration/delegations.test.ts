@@ -468,3 +468,28 @@ describe('runtime builtin: /delegations/record and /delegations/:id/update (buil
     expect((await call('POST', `/workspaces/${src.id}/delegations/${taskId}/update`, { body: { status: 'failed' } })).status).toBe(401);
   });
 });
+
+describe('a delegation is sent at most once', () => {
+  it('an agent that takes the request and does not answer in time: a final failure, never a busy re-queue', async () => {
+    const { forwardA2A } = await import('../../src/a2a/proxy');
+    const { loadProxyContext } = await import('../../src/a2a/proxy-context');
+    const { RequestScope } = await import('../../src/lib/request-scope');
+    const { delegationMessage } = await import('../../src/delegations/dispatch');
+    const parent = await registeredAgent({ mode: 'poll' });
+    const source = await registeredAgent({ mode: 'poll', parentId: parent.id });
+    const name = crypto.randomUUID().slice(0, 8);
+    const target = await registeredAgent({ url: loopback(`/agent/hang/${name}`), parentId: parent.id });
+    const scope = new RequestScope(env as never);
+    try {
+      const context = await loadProxyContext(scope, { targetId: target.id, headerCaller: source.id, workspaceTokenHash: null, orgTokenHash: null });
+      const send = (atMostOnce: boolean) =>
+        forwardA2A(scope, { target: context.target, chains: context.chains, callerId: source.id, body: delegationMessage({ id: crypto.randomUUID(), task: 'slow work' }), deadlineMs: 300, atMostOnce });
+      await expect(send(true)).rejects.toMatchObject({ status: 504, message: 'agent did not answer in time; the outcome is unknown' });
+      expect(await sql('SELECT count(*)::int AS n FROM a2a_queue WHERE workspace_id = $1', [target.id])).toEqual([{ n: 0 }]);
+      // The ordinary proxy path keeps the seed's rule: a timeout is "busy", and busy is queued.
+      expect(await send(false)).toMatchObject({ kind: 'enqueued' });
+    } finally {
+      await scope.close();
+    }
+  });
+});
