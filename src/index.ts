@@ -2,6 +2,7 @@ import { createApp } from './app';
 import { requeueStaleDispatches } from './a2a/queue';
 import type { Bindings } from './env';
 import { RequestScope } from './lib/request-scope';
+import { sweepDelegations } from './delegations/sweep';
 
 export { WorkspaceCoordinator } from './events/workspace-coordinator';
 export { DelegationDispatcher } from './delegations/dispatcher';
@@ -15,6 +16,7 @@ export default {
     const scope = new RequestScope(env);
     try {
       await requeueStaleDispatches(scope.db);
+      await sweepDelegations(env, scope);
     } finally {
       await scope.close();
     }

@@ -25,6 +25,7 @@ export const DELEGATION_FAILURE = {
   dispatch: 'delegation dispatch failed',
   interrupted: 'delegation dispatch interrupted; the outcome is unknown',
   rpcError: 'agent answered with a JSON-RPC error',
+  queueGaveUp: 'agent busy; the queued delivery gave up',
 } as const;
 
 /**

@@ -493,3 +493,39 @@ describe('a delegation is sent at most once', () => {
     }
   });
 });
+
+describe('the cron delegation pass: nothing waits forever', () => {
+  it('re-starts lost pending ones, fails interrupted ones, and settles queued ones from their finished queue item', async () => {
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import('cloudflare:test');
+    const worker = (await import('../../src/index')).default;
+    const parent = await registeredAgent({ mode: 'poll' });
+    const source = await registeredAgent({ mode: 'poll', parentId: parent.id });
+    const pollTarget = await registeredAgent({ mode: 'poll', parentId: parent.id });
+    const insert = async (status: string, age: string, extra = '') =>
+      (await sql(`INSERT INTO delegations (source_id, target_id, task, status, updated_at${extra ? ', queue_id' : ''}) VALUES ($1, $2, 'x', $3, now() - $4::interval${extra ? ', $5' : ''}) RETURNING id`, [source.id, pollTarget.id, status, age, ...(extra ? [extra] : [])]))[0].id as string;
+    const queueItem = async (status: string, body: unknown) =>
+      (await sql(`INSERT INTO a2a_queue (workspace_id, caller_id, body, status, response_body) VALUES ($1, $2, '{}', $3, $4::jsonb) RETURNING id`, [pollTarget.id, source.id, status, JSON.stringify(body)]))[0].id as string;
+
+    const lost = await insert('pending', '5 minutes');
+    const fresh = await insert('pending', '0 seconds');
+    const interrupted = await insert('dispatched', '30 minutes');
+    const running = await insert('dispatched', '1 minute');
+    const answered = await insert('queued', '1 minute', await queueItem('completed', { result: { parts: [{ kind: 'text', text: 'all done' }] } }));
+    const gaveUp = await insert('queued', '1 minute', await queueItem('failed', null));
+    const waiting = await insert('queued', '1 minute', await queueItem('queued', null));
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController(), env as never, ctx);
+    await waitOnExecutionContext(ctx);
+
+    const state = async (id: string) => (await sql('SELECT status, error, response_preview FROM delegations WHERE id = $1', [id]))[0];
+    // The lost one reached its dispatcher: a poll target makes it `queued`.
+    await waitFor(async () => (await state(lost)).status === 'queued');
+    expect((await state(fresh)).status).toBe('pending');
+    expect(await state(interrupted)).toMatchObject({ status: 'failed', error: 'delegation dispatch interrupted; the outcome is unknown' });
+    expect((await state(running)).status).toBe('dispatched');
+    expect(await state(answered)).toMatchObject({ status: 'completed', response_preview: 'all done' });
+    expect(await state(gaveUp)).toMatchObject({ status: 'failed', error: 'agent busy; the queued delivery gave up' });
+    expect((await state(waiting)).status).toBe('queued');
+  });
+});
