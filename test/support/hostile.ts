@@ -17,7 +17,8 @@ export type Path = (string | number)[];
 /** `append`: the hostile string goes after the field's valid value (keeps '/', 'http://' prefixes). */
 export type Sub = { path: Path; value: Hostile; append?: boolean };
 
-const hv = (cls: string, value: unknown): Hostile => ({ cls, json: JSON.stringify(value), ...(typeof value === 'string' ? { text: value } : {}) });
+/** A hostile value from a JS value (strings also keep their text, to be appended). */
+export const hv = (cls: string, value: unknown): Hostile => ({ cls, json: JSON.stringify(value), ...(typeof value === 'string' ? { text: value } : {}) });
 const mark = (s: string) => `${MARKER}${s}`;
 const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
 
@@ -226,21 +227,144 @@ export const hostileQueryValue: fc.Arbitrary<QHostile> = fc.oneof(
   })),
 );
 
-export function querySubstitutions(params: string[]): fc.Arbitrary<{ param: string; value: QHostile }[]> {
-  const one = fc.tuple(fc.constantFrom(...params), hostileQueryValue).map(([param, value]) => [{ param, value }]);
+/**
+ * Hostile values for one query parameter at a time (2–4 at once in about a quarter of the runs).
+ * `extra` adds values that only make sense for one parameter (timestamps, id spellings, enum cases).
+ */
+export function querySubstitutions(params: string[], extra: Record<string, fc.Arbitrary<QHostile>> = {}): fc.Arbitrary<{ param: string; value: QHostile }[]> {
+  const valueFor = (param: string) => (extra[param] ? fc.oneof(hostileQueryValue, extra[param]) : hostileQueryValue);
+  const one = fc.constantFrom(...params).chain((param) => valueFor(param).map((value) => [{ param, value }]));
+  if (params.length < 2) return one;
   const several = fc
     .uniqueArray(fc.constantFrom(...params), { minLength: 2, maxLength: 4 })
-    .chain((ps) => fc.tuple(...ps.map(() => hostileQueryValue)).map((vs) => ps.map((param, i) => ({ param, value: vs[i]! }))));
+    .chain((ps) => fc.tuple(...ps.map(valueFor)).map((vs) => ps.map((param, i) => ({ param, value: vs[i]! }))));
   return fc.oneof({ weight: 3, arbitrary: one }, { weight: 1, arbitrary: several });
 }
+
+/** A query string: each param's hostile value where substituted, else its valid base value. */
+export function renderQuery(base: Record<string, string>, subs: { param: string; value: QHostile }[]): string {
+  return Object.keys(base)
+    .map((p) => subs.find((s) => s.param === p)?.value.render(p) ?? `${p}=${encodeURIComponent(base[p]!)}`)
+    .join('&');
+}
+
+export const describeQuery = (subs: { param: string; value: QHostile }[]) => subs.map((s) => `${s.param}=${s.value.cls}`).join(', ');
+
+// ---------------------------------------------------------------------------------------------
+// Ids, timestamps, path segments and headers.
+
+/** Near-miss spellings of a valid uuid `id`: each must be refused or read as exactly that id. */
+export function uuidVariants(id: string): fc.Arbitrary<string> {
+  const hex = id.replaceAll('-', '');
+  return fc.constantFrom(
+    id.toUpperCase(),
+    `{${id}}`,
+    `urn:uuid:${id}`,
+    hex,
+    ` ${id}`,
+    `${id} `,
+    `${id}\u0000`,
+    `${id}${MARKER}`,
+    id.slice(0, -1),
+    `${id.slice(0, -1)}g`,
+    `${id.slice(0, -1)}\uff10`,
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16)}`,
+  );
+}
+
+/**
+ * RFC 3339 texts at the edges of what a date parser and Postgres `timestamptz` accept: year 0
+ * and 9999, ±23:59 offsets that move the instant out of range, leap days and seconds, lower-case
+ * separators, nanoseconds, and the near misses around them.
+ */
+export const hostileTimestamp: fc.Arbitrary<string> = fc.oneof(
+  fc.constantFrom(
+    '0000-01-01T00:00:00Z',
+    '0000-02-29T00:00:00Z',
+    '0001-01-01T00:00:00Z',
+    '0001-01-01T00:00:00+23:59',
+    '0000-01-01T00:00:00-23:59',
+    '9999-12-31T23:59:59Z',
+    '9999-12-31T23:59:59-23:59',
+    '9999-12-31T23:59:59.999999999Z',
+    '1970-01-01T00:00:00Z',
+    '1969-12-31T23:59:59.999Z',
+    '2024-02-29T12:00:00+14:00',
+    '2023-02-29T12:00:00Z',
+    '2016-12-31T23:59:60Z',
+    '2024-01-01t00:00:00z',
+    '2024-01-01 00:00:00Z',
+    '2024-01-01T00:00:00',
+    '2024-01-01T00:00:00+2400',
+    '2024-01-01T00:00:00+24:00',
+    '2024-01-01T24:00:00Z',
+    '+275760-09-13T00:00:00Z',
+    '-000001-01-01T00:00:00Z',
+    '2024-13-01T00:00:00Z',
+    'infinity',
+    '-infinity',
+    'epoch',
+    'now',
+    '1700000000',
+  ),
+  fc
+    .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 31 }), fc.integer({ min: -1439, max: 1439 }))
+    .map(([y, mo, d, off]) => {
+      const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, '0');
+      const zone = `${off < 0 ? '-' : '+'}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
+      return `${pad(y, 4)}-${pad(mo)}-${pad(d)}T12:34:56.789${zone}`;
+    }),
+);
+
+/** A raw text as a query value: pctEncode'd, the way a client would send it. */
+export const queryText = (cls: string, text: string): QHostile => ({ cls, render: (p) => `${p}=${pctEncode(text)}` });
+
+export type Segment = { cls: string; raw: string };
+
+/**
+ * Hostile path segments, already percent-encoded. Never empty and never a dot segment: the URL
+ * parser would fold those into another path before the Worker sees it.
+ */
+export const hostilePathSegment: fc.Arbitrary<Segment> = fc
+  .oneof(
+    fc.oneof(largeString, nulChars, controlChars, loneSurrogates, unicode, hugeNumbers, wrongTypes, longKeys).map((h) => ({ cls: h.cls, raw: pctEncode(h.text ?? h.json) })),
+    fc
+      .constantFrom('%', '%ZZ', '%00', `${MARKER}%00`, '%ED%A0%80', '%C0%AF', '%FF%FE', '%2F', `${MARKER}%2Fx`, '%5C', ';x=1', '%3B', '%25', '%2525', '%3F%23', '~', '*', `${MARKER}%2E%2E%2F`)
+      .map((raw) => ({ cls: `raw-path(${raw.replace(MARKER, 'M')})`, raw })),
+  )
+  .filter((s) => s.raw !== '' && !/^(\.|%2e){1,2}$/i.test(s.raw));
+
+/**
+ * A header value a fetch client can send: ASCII, with NUL, CR and LF (which no HTTP stack lets
+ * through) written as `?`, and every non-ASCII byte of the UTF-8 text (lone surrogates as their
+ * WTF-8 bytes) percent-escaped, as a client that encodes its headers would send them. (workerd
+ * would UTF-8-encode non-ASCII values itself, warning on every request.) Leading and trailing
+ * whitespace is trimmed by every fetch implementation, so it may vanish.
+ */
+export function headerValue(text: string): string {
+  const bytes: number[] = [];
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (cp >= 0xd800 && cp <= 0xdfff) bytes.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+    else bytes.push(...new TextEncoder().encode(ch));
+  }
+  return bytes.map((b) => (b === 0 || b === 10 || b === 13 ? '?' : b >= 0x80 ? `%${b.toString(16).toUpperCase()}` : String.fromCharCode(b))).join('');
+}
+
+/** Hostile header values (ASCII, see `headerValue`). */
+export const hostileHeaderValue: fc.Arbitrary<{ cls: string; value: string }> = fc
+  .oneof(largeString, nulChars, controlChars, loneSurrogates, unicode, emptyish, hugeNumbers, wrongTypes, longKeys)
+  .map((h) => ({ cls: h.cls, value: headerValue(h.text ?? h.json) }));
 
 // ---------------------------------------------------------------------------------------------
 // Sending and judging responses.
 
 export type Reply = { status: number; text: string; json: unknown };
 
-export async function send(method: string, path: string, opts: { token?: string; raw?: string } = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
+export async function send(method: string, path: string, opts: { token?: string; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...opts.headers };
   if (opts.raw !== undefined) headers['Content-Type'] = 'application/json';
   const res = await call(method, path, { token: opts.token, raw: opts.raw, headers });
   const text = await res.text();
