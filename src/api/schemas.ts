@@ -21,8 +21,11 @@ export const CallerHeaders = z.object({
   'x-source-workspace-id': z.string().max(128).optional().openapi({ description: 'Same as X-Workspace-ID (the channel plugin and the SDK send this one)' }),
 });
 
-/** Free text shown in a UI (labels, file names): no C0 controls or DEL, so no line breaks either. */
-export const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
+/**
+ * Free text shown in a UI (labels, file names): no C0 or C1 controls, DEL, or the Unicode line and
+ * paragraph separators, so no line breaks of any kind either.
+ */
+export const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/;
 
 export const Timestamp = z.string().openapi({ format: 'date-time' });
 const NullableTimestamp = Timestamp.nullable();

@@ -33,6 +33,8 @@ const ActivityQuery = z.object({
   before_ts: z.iso
     .datetime({ offset: true, message: 'before_ts must be an RFC 3339 timestamp' })
     .transform((v) => new Date(v))
+    // RFC 3339 allows years and offsets Postgres cannot represent (year 0, 9999-12-31 at -23:59).
+    .refine((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'before_ts must be between the years 1 and 9999')
     .optional()
     .openapi({ type: 'string', format: 'date-time', description: 'Only rows older than this' }),
   order: z.enum(['asc', 'desc']).optional().openapi({ description: 'Without since_id: the newest rows newest first (desc) or in recorded order (asc); see the feed-ordering rule' }),

@@ -24,7 +24,7 @@ const SUMMARY_CHARS = 80;
  * for poll-mode uploads). No `javascript:`, `data:` or `file:` links in a user's chat.
  */
 const ATTACHMENT_URI =
-  /^(?:https?:\/\/[^\s\\/?#\u0000-\u001f\u007f]+(?:[/?#][^\s\\\u0000-\u001f\u007f]*)?|\/(?![/\\])[^\s\\\u0000-\u001f\u007f]*|workspace:\/[^\s\\\u0000-\u001f\u007f]*|platform-pending:[0-9a-f-]{36}\/[^\s\\/\u0000-\u001f\u007f]+)$/i;
+  /^(?:https?:\/\/[^\s\\/?#\u0000-\u001f\u007f-\u009f\u2028\u2029]+(?:[/?#][^\s\\\u0000-\u001f\u007f-\u009f\u2028\u2029]*)?|\/(?![/\\])[^\s\\\u0000-\u001f\u007f-\u009f\u2028\u2029]*|workspace:\/[^\s\\\u0000-\u001f\u007f-\u009f\u2028\u2029]*|platform-pending:[0-9a-f-]{36}\/[^\s\\/\u0000-\u001f\u007f-\u009f\u2028\u2029]+)$/i;
 
 const Attachment = z
   .object({

@@ -145,3 +145,15 @@ describe('POST /workspaces/:id/activity', () => {
     expect((await sql('SELECT count(*)::int AS n FROM activity_logs WHERE workspace_id = $1', [a.id]))[0].n).toBe(0);
   });
 });
+
+describe('GET /workspaces/:id/activity — peer_id and before_ts', () => {
+  it('before_ts outside what Postgres can represent is a 400 naming the field, not a datastore refusal', async () => {
+    const a = await registeredAgent({ mode: 'poll' });
+    for (const ts of ['0000-01-01T00:00:00Z', '9999-12-31T23:59:59-23:59', 'yesterday']) {
+      const res = await callJson('GET', `/workspaces/${a.id}/activity?before_ts=${encodeURIComponent(ts)}`, { token: a.token });
+      expect(res.status, ts).toBe(400);
+      expect(res.body.issues[0].path).toBe('before_ts');
+    }
+    expect((await callJson('GET', `/workspaces/${a.id}/activity?before_ts=${encodeURIComponent('2026-01-01T00:00:00+02:00')}`, { token: a.token })).status).toBe(200);
+  });
+});

@@ -244,3 +244,12 @@ describe('revoking a token ends its live feed', () => {
     expect(own.closed()).toBeUndefined();
   });
 });
+
+describe('token labels', () => {
+  it('no line breaks of any kind: C1 controls and U+2028/U+2029 are refused like C0', async () => {
+    const agent = await registeredAgent({ mode: 'poll' });
+    for (const label of ['a\u0085b', 'a\u2028b', 'a\u2029b', 'a\nb']) {
+      expect((await call('POST', `/workspaces/${agent.id}/tokens`, { token: ADMIN, body: { label } })).status, JSON.stringify(label)).toBe(400);
+    }
+  });
+});
