@@ -48,7 +48,7 @@ export async function revokeWorkspaceTokens(db: Db | Tx, workspaceIds: string[])
 }
 
 /** A token (live or revoked) of `workspaceId`, when that workspace is removed: when it was. */
-export async function removedWorkspaceOfToken(db: Db, tokenHash: string, workspaceId: string): Promise<{ removedAt: Date | null } | undefined> {
+export async function removedWorkspaceOfToken(db: Db | Tx, tokenHash: string, workspaceId: string): Promise<{ removedAt: Date | null } | undefined> {
   const [row] = await db
     .select({ removedAt: workspaces.removedAt })
     .from(workspaceAuthTokens)

@@ -2,7 +2,8 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
 import { entriesOf, Uuid, WorkspaceRemoved } from '../api/schemas';
-import { resolveCredential } from '../auth/credentials';
+import { identifyBearer, resolveCredential } from '../auth/credentials';
+import { parseBearer } from '../auth/tokens';
 import { assertOwnToken } from '../auth/guards';
 import { DELIVERY_MODES, PG_INT_MAX } from '../db/schema';
 import { ApiError } from '../errors';
@@ -48,10 +49,12 @@ registryRoutes.openapi(registerRoute, async (c) => {
   const id = input.id;
   const scope = c.var.scope;
   const credential = await resolveCredential(scope, c.req.header('Authorization'));
+  const bearer = credential.kind === 'invalid' ? await identifyBearer(c.env, parseBearer(c.req.header('Authorization'))) : undefined;
 
   const outcome = await registerAgent(scope.db, {
     id,
     credential,
+    deadTokenHash: bearer?.kind === 'workspace' ? bearer.hash : undefined,
     url: input.url,
     agentCard: input.agent_card,
     deliveryMode: input.delivery_mode,

@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import { issueFirstToken } from '../auth/token-store';
+import { issueFirstToken, removedWorkspaceOfToken } from '../auth/token-store';
 import type { Credential } from '../auth/credentials';
 import { assertOwnToken } from '../auth/guards';
 import { workspaces, type DeliveryMode, type WorkspaceStatus } from '../db/schema';
@@ -31,7 +31,16 @@ export type Registration = { mode: DeliveryMode; url?: string; authToken?: strin
  */
 export async function registerAgent(
   db: Db,
-  args: { id: string; credential: Credential; url?: string; agentCard: Record<string, unknown>; deliveryMode?: DeliveryMode; checkUrl: (url: string) => string },
+  args: {
+    id: string;
+    credential: Credential;
+    /** SHA-256 of a workspace bearer that resolved to nothing (revoked): may learn "removed". */
+    deadTokenHash?: string;
+    url?: string;
+    agentCard: Record<string, unknown>;
+    deliveryMode?: DeliveryMode;
+    checkUrl: (url: string) => string;
+  },
 ): Promise<Registration> {
   const { id, credential } = args;
   return db.transaction(async (tx) => {
@@ -42,7 +51,12 @@ export async function registerAgent(
       .for('update');
     // Workspaces are created by operators; register never conjures one, nor revives a removed one.
     if (!row) throw new ApiError(404, 'workspace not found');
-    if (row.status === 'removed') throw workspaceRemoved(id, row.removedAt);
+    if (row.status === 'removed') {
+      // Only the workspace's own (now revoked) token is told it was removed, so it re-onboards;
+      // to anyone else a removed workspace is as unknown as one that never existed.
+      const own = args.deadTokenHash && (await removedWorkspaceOfToken(tx, args.deadTokenHash, id));
+      throw own ? workspaceRemoved(id, row.removedAt) : new ApiError(404, 'workspace not found');
+    }
     const ownToken = credential.kind === 'workspace' && credential.workspaceId === id;
     // Bootstrap: without its own token, a caller gets one only while the workspace holds none.
     const authToken = ownToken ? undefined : await issueFirstToken(tx, id);

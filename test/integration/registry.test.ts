@@ -80,8 +80,10 @@ describe('POST /registry/register', () => {
   it('never resurrects a removed workspace nor invents an unknown one', async () => {
     const a = await registeredAgent({ mode: 'poll' });
     await call('DELETE', `/workspaces/${a.id}`, { token: ADMIN });
-    const res = await callJson('POST', '/registry/register', { body: { id: a.id, agent_card: card, delivery_mode: 'poll' } });
-    // 410 with the re-onboarding hint (the channel plugin and runtime print it), never a new token.
+    // To a stranger a removed workspace is as unknown as one that never existed.
+    expect(await callJson('POST', '/registry/register', { body: { id: a.id, agent_card: card, delivery_mode: 'poll' } })).toMatchObject({ status: 404, body: { error: 'workspace not found' } });
+    // Its own (revoked) token gets 410 with the re-onboarding hint (the channel plugin and runtime print it), never a new token.
+    const res = await callJson('POST', '/registry/register', { token: a.token, body: { id: a.id, agent_card: card, delivery_mode: 'poll' } });
     expect(res).toMatchObject({ status: 410, body: { error: 'workspace removed', id: a.id, hint: expect.stringContaining('Tokens tab') } });
     expect(Date.parse(res.body.removed_at)).toBeGreaterThan(0);
     expect(res.body.auth_token).toBeUndefined();
