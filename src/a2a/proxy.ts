@@ -1,7 +1,5 @@
-import { eq, sql } from 'drizzle-orm';
 import { recordActivities, type ActivityRecord } from '../activity/record';
 import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
-import { workspaces } from '../db/schema';
 import { ApiError, datastoreUnavailable } from '../errors';
 import { parseStorableJson } from '../lib/json-text';
 import type { RequestScope } from '../lib/request-scope';
@@ -189,8 +187,7 @@ function logExchange(
     const base = exchangeFields(x);
     const rows: ActivityRecord[] = [{ ...base, workspaceId: target.id, activityType: 'a2a_receive', summary: `${method || 'message'} → ${target.name}` }];
     if (callerId && callerId !== target.id) rows.push({ ...base, workspaceId: callerId, activityType: 'a2a_send', summary: `${method || 'message'} → ${target.name}` });
-    await recordActivities(scope, rows);
-    if (ok && callerId) await scope.db.update(workspaces).set({ lastOutboundAt: sql`now()` }).where(eq(workspaces.id, callerId));
+    await recordActivities(scope, rows, ok && callerId ? { outboundFrom: callerId } : {});
   });
 }
 

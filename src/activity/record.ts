@@ -1,3 +1,4 @@
+import { sql, type SQL } from 'drizzle-orm';
 import { activityLogs, type ActivityType } from '../db/schema';
 import { broadcastEvent } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
@@ -22,8 +23,8 @@ export type ActivityRecord = {
  * canvas renders the real task text rather than a placeholder. No row, no broadcast: the feed is
  * the source of truth.
  */
-export async function recordActivities(scope: RequestScope, records: ActivityRecord[]): Promise<string[]> {
-  const rows = await scope.db
+export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string } = {}): Promise<string[]> {
+  const insert = scope.db
     .insert(activityLogs)
     .values(
       records.map((a) => ({
@@ -42,6 +43,7 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
       })),
     )
     .returning({ id: activityLogs.id });
+  const rows = opts.outboundFrom ? (await scope.db.execute<{ id: string }>(withOutboundTouch(opts.outboundFrom, insert.getSQL()))).rows : await insert;
   const ids = rows.map((r) => r.id);
   records.forEach((a, i) => {
     scope.defer('broadcast ACTIVITY_LOGGED', () =>
@@ -66,4 +68,22 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
     );
   });
   return ids;
+}
+
+/** `last_outbound_at` is "when did this agent last talk", shown on the canvas: a minute is precise enough. */
+const OUTBOUND_TOUCH_INTERVAL = sql`interval '60 seconds'`;
+
+/**
+ * The caller's `last_outbound_at` rides in the same statement as the exchange's activity rows, and
+ * only when it is stale: one round trip instead of two, and no row lock taken on every call (all
+ * calls from one busy caller used to queue behind each other on its workspaces row).
+ */
+function withOutboundTouch(callerId: string, insert: SQL): SQL {
+  return sql`
+    WITH touched AS (
+      UPDATE workspaces SET last_outbound_at = now()
+       WHERE id = ${callerId} AND (last_outbound_at IS NULL OR last_outbound_at < now() - ${OUTBOUND_TOUCH_INTERVAL})
+      RETURNING 1
+    )
+    ${insert}`;
 }

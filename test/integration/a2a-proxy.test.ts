@@ -51,6 +51,21 @@ describe('poll delivery', () => {
     expect(JSON.parse(got[0]!.body).method).toBe('message/send');
   });
 
+  it("a delivered call records both feeds and the caller's last_outbound_at in one statement, refreshed at most once a minute", async () => {
+    const { caller, target } = await pair((n) => `/agent/echo/${n}`);
+    const outbound = async () => (await sql('SELECT last_outbound_at FROM workspaces WHERE id = $1', [caller.id]))[0].last_outbound_at as Date | null;
+    expect(await outbound()).toBeNull();
+    expect((await a2a(target.id, { token: caller.token, body: message() })).status).toBe(200);
+    const first = await waitFor(outbound);
+    expect((await a2a(target.id, { token: caller.token, body: message() })).status).toBe(200);
+    await waitFor(async () => (await sql(`SELECT count(*)::int AS n FROM activity_logs WHERE workspace_id = $1 AND activity_type = 'a2a_send'`, [caller.id]))[0].n === 2);
+    expect(await outbound()).toEqual(first);
+    await sql(`UPDATE workspaces SET last_outbound_at = now() - interval '2 minutes' WHERE id = $1`, [caller.id]);
+    const stale = await outbound();
+    expect((await a2a(target.id, { token: caller.token, body: message() })).status).toBe(200);
+    await waitFor(async () => (await outbound())!.getTime() > stale!.getTime());
+  });
+
   it('PollMode_FailsClosedToPush: an unreadable datastore is a loud 503, never a silent "queued"', async () => {
     const target = await registeredAgent({ mode: 'poll' });
     const brokenEnv = { ...env, DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none' };
