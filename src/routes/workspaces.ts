@@ -16,7 +16,7 @@ import { provisionerFor } from '../provisioning/provisioner';
 import { SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../events/workspace-coordinator';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
-import { insertWorkspace, listWorkspaces, liveFamily, readWorkspace, removeWorkspaces, updateWorkspace, workspaceIsLive } from '../workspaces/queries';
+import { insertWorkspace, listWorkspaces, readWorkspace, removeWorkspaceTree, updateWorkspace, workspaceIsLive } from '../workspaces/queries';
 import { workspaceRemoved } from '../workspaces/registration';
 
 export const workspaceRoutes = newRouter();
@@ -81,6 +81,8 @@ workspaceRoutes.openapi(
     },
     secrets: sealed,
     token,
+  }).catch((err: unknown) => {
+    throw treeGuardRefusal(err) ?? err;
   });
 
   announceCreated(scope, created, input, status);
@@ -168,9 +170,7 @@ workspaceRoutes.openapi(
       maxConcurrentTasks: input.max_concurrent_tasks,
     });
   } catch (err) {
-    // The tree's acyclicity is enforced by a trigger (drizzle/0003) that serialises moves.
-    if (pgError(err)?.constraint === 'workspaces_parent_acyclic') throw new ApiError(400, 'a workspace cannot be its own ancestor');
-    throw err;
+    throw treeGuardRefusal(err) ?? err;
   }
   if (!updated) throw new ApiError(404, 'workspace not found');
   return c.json({ status: 'updated' as const, ...(input.workspace_dir === null ? { needs_restart: true } : {}) }, 200);
@@ -205,26 +205,21 @@ workspaceRoutes.openapi(
   const { id } = c.req.valid('param');
   const confirmed = c.req.valid('query').confirm === 'true';
   const scope = c.var.scope;
-  const family = await liveFamily(scope.db, id);
-  if (family.length === 0) throw new ApiError(404, 'workspace not found');
-  const descendants = family.filter((w) => w.id !== id);
-  const children = descendants.filter((w) => w.parent_id === id);
-  if (children.length > 0 && !confirmed) {
+  const outcome = await removeWorkspaceTree(scope.db, id, { confirmed });
+  if (outcome.kind === 'not_found') throw new ApiError(404, 'workspace not found');
+  if (outcome.kind === 'needs_confirmation') {
     return c.json(
       {
         error: 'confirmation required: workspace has children (pass ?confirm=true to delete them too)',
         status: 'confirmation_required' as const,
-        children: children.map((w) => ({ id: w.id, name: w.name })),
-        children_count: children.length,
+        children: outcome.children.map((w) => ({ id: w.id, name: w.name })),
+        children_count: outcome.children.length,
       },
       409,
     );
   }
-  const removedIds = await removeWorkspaces(scope.db, id, family.map((w) => w.id));
-  if (!removedIds) throw new ApiError(404, 'workspace not found');
-  // Only what this request removed (a concurrent delete of a child announced its own), and
-  // descendants first, so a canvas never shows a child whose parent is already gone.
-  const cascaded = descendants.filter((w) => removedIds.has(w.id));
+  // Descendants first, so a canvas never shows a child whose parent is already gone.
+  const cascaded = outcome.removed.filter((w) => w.id !== id);
   for (const w of [...cascaded].reverse()) forgetWorkspace(scope, w.id, {});
   forgetWorkspace(scope, id, { cascade_deleted: cascaded.length });
   return c.json({ status: 'removed' as const, cascade_deleted: cascaded.length }, 200);
@@ -259,6 +254,14 @@ function announceCreated(scope: RequestScope, id: string, input: CreateWorkspace
   else if (status === 'awaiting_agent') publishEvent(scope, 'WORKSPACE_AWAITING_AGENT', id, { name: input.name, external: true });
   else if (status === 'failed') publishEvent(scope, 'WORKSPACE_PROVISION_FAILED', id, { ...info, error: 'no provisioner configured' });
   else publishEvent(scope, 'WORKSPACE_PROVISIONING', id, info);
+}
+
+/** The tree guard (drizzle/0003, 0005) serialises moves and inserts and refuses cycles and removed parents. */
+function treeGuardRefusal(err: unknown): ApiError | undefined {
+  const constraint = pgError(err)?.constraint;
+  if (constraint === 'workspaces_parent_acyclic') return new ApiError(400, 'a workspace cannot be its own ancestor');
+  if (constraint === 'workspaces_parent_live') return new ApiError(400, 'parent workspace not found');
+  return undefined;
 }
 
 function forgetWorkspace(scope: RequestScope, id: string, payload: Record<string, unknown>): void {

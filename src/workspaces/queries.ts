@@ -98,43 +98,44 @@ export async function insertWorkspace(
 export type FamilyRow = { id: string; parent_id: string | null; name: string };
 
 /** The workspace and all its live descendants, parents before children. */
-export async function liveFamily(db: Db, id: string): Promise<FamilyRow[]> {
+export async function liveFamily(db: Pick<Db, 'execute'>, id: string): Promise<FamilyRow[]> {
   const result = await db.execute<FamilyRow>(sql`
     WITH RECURSIVE family(id, parent_id, name, depth) AS (
       SELECT id, parent_id, name, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
       UNION ALL
       SELECT w.id, w.parent_id, w.name, f.depth + 1
         FROM workspaces w JOIN family f ON w.parent_id = f.id
-       WHERE w.status <> 'removed' AND f.depth < 64
+       WHERE w.status <> 'removed' AND f.depth < 1000
     )
     SELECT id, parent_id, name FROM family ORDER BY depth`);
   return result.rows;
 }
 
-/**
- * Tombstones `root` and the given descendants and revokes their tokens. Conditional on "not yet
- * removed": of concurrent deletes exactly one flips the root; the others get undefined (and their
- * transaction rolls back untouched). Returns the ids this call removed.
- */
-export async function removeWorkspaces(db: Db, root: string, ids: string[]): Promise<Set<string> | undefined> {
-  try {
-    return await db.transaction(async (tx) => {
-      const removed = await tx
-        .update(workspaces)
-        .set({ status: 'removed', removedAt: sql`now()`, updatedAt: sql`now()` })
-        .where(and(inArray(workspaces.id, ids), liveWorkspace()))
-        .returning({ id: workspaces.id });
-      if (!removed.some((w) => w.id === root)) throw LOST_RACE;
-      await revokeWorkspaceTokens(tx, ids);
-      return new Set(removed.map((w) => w.id));
-    });
-  } catch (err) {
-    if (err === LOST_RACE) return undefined;
-    throw err;
-  }
-}
+export type TreeRemoval = { kind: 'not_found' } | { kind: 'needs_confirmation'; children: FamilyRow[] } | { kind: 'removed'; removed: FamilyRow[] };
 
-const LOST_RACE = new Error('another delete removed the workspace first');
+/**
+ * Tombstones a workspace and (confirmed) its live descendants, revoking their tokens. Under the
+ * tree lock every insert under a parent and every move also takes (drizzle/0005), the subtree is
+ * read and removed as one: a child created or moved in meanwhile is either seen here or refused
+ * by the guard, never left live under a tombstone. Of concurrent deletes exactly one finds the
+ * workspace live; the others get `not_found`.
+ */
+export async function removeWorkspaceTree(db: Db, root: string, opts: { confirmed: boolean }): Promise<TreeRemoval> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('workspaces_parent_acyclic'))`);
+    const family = await liveFamily(tx, root);
+    if (family.length === 0) return { kind: 'not_found' };
+    const children = family.filter((w) => w.parent_id === root && w.id !== root);
+    if (children.length > 0 && !opts.confirmed) return { kind: 'needs_confirmation', children };
+    const ids = family.map((w) => w.id);
+    await tx
+      .update(workspaces)
+      .set({ status: 'removed', removedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(inArray(workspaces.id, ids), liveWorkspace()));
+    await revokeWorkspaceTokens(tx, ids);
+    return { kind: 'removed', removed: family };
+  });
+}
 
 /** Whom an agent's message to its user comes from, and whether it may send one (live workspaces only). */
 export async function userMessagingOf(db: Db, workspaceId: string): Promise<{ name: string; talkToUserEnabled: boolean } | undefined> {

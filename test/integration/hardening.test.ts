@@ -282,3 +282,34 @@ describe('bootstrap is for a workspace that was never given a token', () => {
     expect(res.body.auth_token).toBeUndefined();
   });
 });
+
+describe('the tree under concurrent deletes', () => {
+  it('the database itself refuses a child, or a move, under a removed parent', async () => {
+    const parent = await createWorkspace();
+    const other = await createWorkspace();
+    expect((await call('DELETE', `/workspaces/${parent.id}`, { token: ADMIN })).status).toBe(200);
+    await expect(sql(`INSERT INTO workspaces (name, parent_id) VALUES ('late', $1)`, [parent.id])).rejects.toThrow(/parent workspace is not live/);
+    await expect(sql(`UPDATE workspaces SET parent_id = $1 WHERE id = $2`, [parent.id, other.id])).rejects.toThrow(/parent workspace is not live/);
+  });
+
+  it('a child created or moved under a workspace being deleted is never left live under a tombstone', async () => {
+    for (let round = 0; round < 8; round++) {
+      const parent = await createWorkspace();
+      const mover = await createWorkspace();
+      const [del, created, moved] = await Promise.all([
+        callJson('DELETE', `/workspaces/${parent.id}?confirm=true`, { token: ADMIN }),
+        callJson('POST', '/workspaces', { token: ADMIN, body: { name: `child-${round}`, parent_id: parent.id } }),
+        callJson('PATCH', `/workspaces/${mover.id}`, { token: ADMIN, body: { parent_id: parent.id } }),
+      ]);
+      expect(del.status).toBe(200);
+      expect([201, 400]).toContain(created.status);
+      expect([200, 400]).toContain(moved.status);
+      if (created.status === 400) expect(created.body).toEqual({ error: 'parent workspace not found' });
+      const orphans = await sql(
+        `SELECT c.id FROM workspaces c JOIN workspaces p ON p.id = c.parent_id WHERE p.id = $1 AND c.status <> 'removed' AND p.status = 'removed'`,
+        [parent.id],
+      );
+      expect(orphans).toEqual([]);
+    }
+  });
+});
