@@ -1,7 +1,7 @@
 // Replays the Claude Code channel plugin (Molecule-AI/molecule-mcp-claude-channel v0.4, server.ts and
 // heartbeat.ts) call for call, asserting exactly the fields it reads.
 import { describe, expect, it } from 'vitest';
-import { ADMIN, call, callJson, createWorkspace, registeredAgent, sql } from '../../support/api';
+import { ADMIN, call, callJson, createWorkspace, loopback, registeredAgent, sql, waitFor } from '../../support/api';
 
 const ORIGIN = 'http://edge.test';
 const ZERO = '00000000-0000-0000-0000-000000000000';
@@ -116,6 +116,43 @@ describe('channel plugin: probe → register(poll) → heartbeat → cold start 
     await sql('DELETE FROM activity_logs WHERE id = $1', [ch.cursor]);
     expect((await ch.poll()).status).toBe(410);
     expect(ch.cursor).toBeUndefined();
+  });
+
+  it('reply_to_workspace to the canvas, delegate_task (sync) and delegate_task_async + check_task_status', async () => {
+    const parent = await registeredAgent({ mode: 'poll' });
+    const created = await createWorkspace({ external: true, delivery_mode: 'poll', parent_id: parent.id });
+    const ch = plugin(created.id, created.token!);
+    await ch.register();
+    const headers = { Origin: ORIGIN };
+    // CH-5 without peer_id: POST /notify {message}; only resp.ok is read.
+    expect((await call('POST', `/workspaces/${created.id}/notify`, { token: created.token, headers, body: { message: 'on it' } })).ok).toBe(true);
+    // ...and the plugin's own poll does not get its reply back as input.
+    await ch.poll();
+    expect(ch.emitted).toEqual([]);
+
+    const name = crypto.randomUUID().slice(0, 8);
+    const peer = await registeredAgent({ url: loopback(`/agent/reply/${name}`), parentId: parent.id });
+    // CH-6 delegate_task: the same envelope as a reply, to the peer's /a2a; the whole JSON goes to Claude.
+    const sync = await callJson('POST', `/workspaces/${peer.id}/a2a`, {
+      token: created.token,
+      headers: { ...headers, 'X-Source-Workspace-Id': created.id },
+      body: { jsonrpc: '2.0', id: crypto.randomUUID(), method: 'message/send', params: { message: { messageId: crypto.randomUUID(), parts: [{ type: 'text', text: 'summarise' }] } } },
+    });
+    expect(sync.status).toBe(200);
+    expect(sync.body.result.parts[0].text).toBe('done: summarise');
+
+    // CH-7 delegate_task_async: {target_id, task, idempotency_key}; 202 or ok, reads delegation_id.
+    const key = crypto.randomUUID().replace(/-/g, '');
+    const async_ = await callJson('POST', `/workspaces/${created.id}/delegate`, { token: created.token, headers, body: { target_id: peer.id, task: 'audit', idempotency_key: key } });
+    expect(async_.status).toBe(202);
+    const delegationId = async_.body.delegation_id as string;
+    // CH-8 check_task_status: a bare array, find by delegation_id.
+    const done = await waitFor(async () => {
+      const all = await callJson<{ delegation_id: string; status: string; response_preview: string | null }[]>('GET', `/workspaces/${created.id}/delegations`, { token: created.token, headers });
+      const found = all.body.find((d) => d.delegation_id === delegationId);
+      return found?.status === 'completed' && found;
+    }, 10_000);
+    expect(done.response_preview).toBe('done: audit');
   });
 
   it('get_workspace_info on a removed workspace: 410 with id, removed_at and hint, to its own token', async () => {
