@@ -13,8 +13,8 @@
 // before dispatch to the agent and in total. All traffic stays on 127.0.0.1. The last stdout line is
 //   BENCH proxied_ratio=<x> floor_ratio=<y> db_hot=<n> db_total=<m> cpu_ms=<c>
 //
-// Env: BENCH_REQUESTS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (200), BENCH_SEQUENTIAL (50),
-//      BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run).
+// Env: BENCH_REQUESTS (2000 per path), BENCH_CONCURRENCY (32), BENCH_ROUNDS (4, interleaved),
+//      BENCH_WARMUP (200), BENCH_SEQUENTIAL (50), BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -29,6 +29,7 @@ import { ROOT, startStack } from './lib/stack.mjs';
 const REQUESTS = intEnv('BENCH_REQUESTS', 2000, 1, 1_000_000);
 const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 32, 1, 1024);
 const WARMUP = intEnv('BENCH_WARMUP', 200, 0, 100_000);
+const ROUNDS = intEnv('BENCH_ROUNDS', 4, 1, 100);
 const SEQUENTIAL = intEnv('BENCH_SEQUENTIAL', 50, 1, 10_000);
 const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 60, 1, 3600) * 1000;
 const RUN_TIMEOUT_MS = intEnv('BENCH_TIMEOUT_S', 300, 10, 7200) * 1000;
@@ -208,30 +209,33 @@ async function main() {
   }
   await settle(stats, 'queries', 2000, 5000); // let warm-up's background writes land first
 
+  // Measured runs, interleaved: ROUNDS rounds of REQUESTS/ROUNDS per path (path order rotating),
+  // so drift in what else this machine runs hits all three paths alike.
   const cpu = cpuMeter({ workerdPid: worker.pid, pgDataDir: path.join(tmp, 'data') });
-  const runs = {};
-
-  log(`proxied run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
-  const cpuP0 = cpu.sample();
-  const q0 = stats.queries;
-  const c0 = stats.connections;
-  const hits0 = echo.hits;
-  runs.proxied = await runLoad('proxied', paths.proxied, REQUESTS, CONCURRENCY);
-  const q1 = stats.queries;
-  const c1 = stats.connections;
-  const agentHits = echo.hits - hits0;
-  // waitUntil work (activity rows etc.) lands after the responses; its CPU belongs to the run.
-  const stillMoving = await settle(stats, 'queries', 500, 5000);
-  const q2 = stats.queries;
-  const c2 = stats.connections;
-  const cpuP1 = cpu.sample();
-  runs.proxied.cpu = cpu.delta(cpuP0, cpuP1);
-
-  for (const name of ['floor', 'direct']) {
-    log(`${name} run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
-    const before = cpu.sample();
-    runs[name] = await runLoad(name, paths[name], REQUESTS, CONCURRENCY);
-    runs[name].cpu = cpu.delta(before, cpu.sample());
+  const runs = Object.fromEntries(['direct', 'floor', 'proxied'].map((k) => [k, emptyRun()]));
+  const db = { response: 0, total: 0, connResponse: 0, connTotal: 0, agentHits: 0, stillMoving: false };
+  const rounds = Math.min(ROUNDS, REQUESTS);
+  log(`measured runs: ${REQUESTS} requests per path at concurrency ${CONCURRENCY}, in ${rounds} interleaved rounds`);
+  for (let r = 0; r < rounds && !interrupted; r++) {
+    const chunk = Math.floor(REQUESTS / rounds) + (r < REQUESTS % rounds ? 1 : 0);
+    const order = ['proxied', 'floor', 'direct'];
+    for (const name of [...order.slice(r % 3), ...order.slice(0, r % 3)]) {
+      const before = cpu.sample();
+      const q0 = stats.queries;
+      const c0 = stats.connections;
+      const hits0 = echo.hits;
+      const part = await runLoad(`${name} round ${r + 1}`, paths[name], chunk, CONCURRENCY);
+      if (name === 'proxied') {
+        db.agentHits += echo.hits - hits0;
+        db.response += stats.queries - q0;
+        db.connResponse += stats.connections - c0;
+        // waitUntil work (activity rows etc.) lands after the responses; its CPU belongs to the run.
+        db.stillMoving ||= await settle(stats, 'queries', 500, 5000);
+        db.total += stats.queries - q0;
+        db.connTotal += stats.connections - c0;
+      }
+      mergeRun(runs[name], part, cpu.delta(before, cpu.sample()));
+    }
   }
 
   log(`sequential: ${SEQUENTIAL} proxied requests, one at a time, waiting for the DB to go quiet between them`);
@@ -250,7 +254,7 @@ async function main() {
     `load average ${fmtLoad(loadBefore)} at start, ${fmtLoad(os.loadavg())} now (1/5/15 min; other processes compete for the same cores)`);
   out(`runtime: node ${process.version}; deploy bundle (wrangler ${wranglerVersion} --dry-run, ${(bundle.rawBytes / 1024).toFixed(1)} KiB, gzip ${(bundle.gzipBytes / 1024).toFixed(1)} KiB) ` +
     `in one workerd ${workerd.version} on a direct socket; Durable Objects on local SQLite; embedded Postgres via WebSocket relay`);
-  out(`load: global fetch (keep-alive), ${REQUESTS} requests per path at concurrency ${CONCURRENCY}, after ${WARMUP} warm-up requests per path`);
+  out(`load: global fetch (keep-alive), ${REQUESTS} requests per path at concurrency ${CONCURRENCY} in ${rounds} interleaved rounds, after ${WARMUP} warm-up requests per path`);
   out();
   const order = ['direct', 'floor', 'proxied'];
   out(table(
@@ -259,43 +263,46 @@ async function main() {
       s[k].p50.toFixed(2), s[k].p90.toFixed(2), s[k].p99.toFixed(2), s[k].max.toFixed(2)]),
   ));
   out(`proxy adds ~${(s.proxied.p50 - s.direct.p50).toFixed(2)} ms at p50 over direct (floor: ~${(s.floor.p50 - s.direct.p50).toFixed(2)} ms)`);
-  out(`agent deliveries during the proxied run: ${agentHits} for ${runs.proxied.completed} proxied requests`);
+  out(`agent deliveries during the proxied runs: ${db.agentHits} for ${runs.proxied.completed} proxied requests`);
   out();
   if (cpu.available) {
     out('CPU ms per request during the measured runs (from /proc; proxied includes its background work until the DB went quiet):');
     out(table(
-      ['path', 'workerd', 'postgres', 'bench process*', 'total', 'cores busy'],
+      ['path', 'workerd', 'postgres', 'bench process*', 'total', 'cores busy**'],
       order.map((k) => {
         const c = runs[k].cpu;
         const per = (ms) => (ms / (runs[k].completed || 1)).toFixed(2);
-        return [k, per(c.workerd), per(c.postgres), per(c.self), per(c.total), (c.total / c.wallMs).toFixed(2)];
+        return [k, per(c.workerd), per(c.postgres), per(c.self), per(c.total), (c.total / runs[k].elapsedMs).toFixed(2)];
       }),
     ));
     out(`  * the bench process is the load generator, the echo agent and the Postgres WebSocket relay`);
+    out(`  ** CPU of these processes / wall time of the load phase, out of ${cpus.length} cores`);
     out();
   }
   const kv = (label, value, extra = '') => out(`  ${label.padEnd(64)} ${value}${extra}`);
   out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
-  kv('first proxied request (cold isolate), before dispatch to the agent:', cold.beforeDispatch);
-  kv('first proxied request (cold isolate), total:', cold.total);
+  kv('first proxied request (fresh isolate, after setup), before dispatch:', cold.beforeDispatch);
+  kv('first proxied request (fresh isolate, after setup), total:', cold.total);
   kv(`sequential ${seq.done} (warm), before dispatch to the agent:`, seq.beforeDispatch.toFixed(2));
   kv(`sequential ${seq.done} (warm), before the response reached the client:`, seq.responsePath.toFixed(2));
   kv(`sequential ${seq.done} (warm), total (incl. background / waitUntil):`, seq.total.toFixed(2), seq.errors ? `  (${seq.errors} of ${SEQUENTIAL} failed)` : '');
-  kv('concurrent run, by the time the last response arrived:', ((q1 - q0) / n).toFixed(2));
-  kv('concurrent run, total once the DB went quiet:', ((q2 - q0) / n).toFixed(2), stillMoving ? '  (still moving after 5 s)' : '');
+  kv('concurrent runs, by the time the last response arrived:', (db.response / n).toFixed(2));
+  kv('concurrent runs, total once the DB went quiet:', (db.total / n).toFixed(2), db.stillMoving ? '  (still moving after 5 s)' : '');
   out('Relay WebSocket connections (Postgres sessions) per proxied request:');
-  kv('concurrent run (once quiet):', ((c2 - c0) / n).toFixed(2), `  (${((c1 - c0) / n).toFixed(2)} by the last response)`);
+  kv('concurrent runs (once quiet):', (db.connTotal / n).toFixed(2), `  (${(db.connResponse / n).toFixed(2)} by the last response)`);
   kv(`sequential ${seq.done}:`, seq.connections.toFixed(2));
   out(`Sequential proxied latency (one request at a time): p50 ${seq.p50.toFixed(2)} ms`);
   for (const k of order) {
     const run = runs[k];
     if (run.errors) out(`errors (${k}): ${formatErrorSamples(run.errorSamples)}`);
-    if (run.completed < run.requested) out(`INCOMPLETE (${k}): only ${run.completed} of ${run.requested} requests finished within ${PHASE_TIMEOUT_MS / 1000} s`);
+    if (run.completed < run.requested) out(`INCOMPLETE (${k}): only ${run.completed} of ${run.requested} requests finished (phase limit ${PHASE_TIMEOUT_MS / 1000} s per round)`);
   }
   if (warmupErrors) out(`warm-up failures: ${warmupErrors}`);
+  const logged = workerdOutput.count;
+  if (logged) out(`workerd logged ${logged} line(s) during the bench; last: ${workerdOutput.lines().at(-1)?.slice(0, 300)}`);
   out(`total bench time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const cpuMs = cpu.available ? (runs.proxied.cpu.total / n).toFixed(2) : 'NaN';
-  out(`BENCH proxied_ratio=${ratio('proxied').toFixed(3)} floor_ratio=${ratio('floor').toFixed(3)} db_hot=${seq.beforeDispatch.toFixed(2)} db_total=${((q2 - q0) / n).toFixed(2)} cpu_ms=${cpuMs}`);
+  out(`BENCH proxied_ratio=${ratio('proxied').toFixed(3)} floor_ratio=${ratio('floor').toFixed(3)} db_hot=${seq.beforeDispatch.toFixed(2)} db_total=${(db.total / n).toFixed(2)} cpu_ms=${cpuMs}`);
   console.log(lines.join('\n'));
 
   const failed = [];
@@ -463,6 +470,22 @@ async function settle(stats, key, quietMs, maxMs) {
     }
   }
   return true;
+}
+
+function emptyRun() {
+  const cpu = { workerd: 0, postgres: 0, self: 0, wallMs: 0, total: 0 };
+  return { requested: 0, completed: 0, errors: 0, errorSamples: new Map(), elapsedMs: 0, latencies: [], cpu };
+}
+
+/** Adds one round's `part` (and its CPU delta) to the path's totals. */
+function mergeRun(run, part, cpuDelta) {
+  run.requested += part.requested;
+  run.completed += part.completed;
+  run.errors += part.errors;
+  run.elapsedMs += part.elapsedMs;
+  for (const x of part.latencies) run.latencies.push(x);
+  for (const [error, count] of part.errorSamples) run.errorSamples.set(error, (run.errorSamples.get(error) ?? 0) + count);
+  for (const key of Object.keys(run.cpu)) run.cpu[key] += cpuDelta[key];
 }
 
 function summarize(run) {
@@ -647,8 +670,13 @@ function readJson(file) {
 
 function ring(size) {
   const items = [];
+  let count = 0;
   return {
+    get count() {
+      return count;
+    },
     push(line) {
+      count += 1;
       items.push(line);
       if (items.length > size) items.shift();
     },
