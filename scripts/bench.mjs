@@ -114,7 +114,7 @@ async function main() {
 
   // 1. The deploy bundle, exactly what `wrangler deploy` would upload.
   log('building the deploy bundle (wrangler deploy --dry-run)');
-  const bundle = await buildBundle({ root: ROOT, outdir: path.join(tmp, 'bundle'), env: quietWranglerEnv(tmp, wranglerVersion) });
+  const bundle = await buildBundle({ root: ROOT, outdir: path.join(tmp, 'bundle'), env: quietWranglerEnv(tmp, wranglerVersion), onCleanup });
   log(`bundle: ${bundle.modules.map((m) => m.name).join(', ')}; ${(bundle.rawBytes / 1024).toFixed(1)} KiB, gzip ${(bundle.gzipBytes / 1024).toFixed(1)} KiB`);
 
   // 2. Stack. A DATABASE_URL in the environment would make startStack use that database instead;

@@ -20,17 +20,33 @@ export function workerdBinary(root) {
  * `wrangler deploy --dry-run --outdir <outdir>`: exactly what `wrangler deploy` would upload.
  * `env` must keep wrangler off the network (see bench.mjs). Returns the modules to load, main first.
  */
-export async function buildBundle({ root, outdir, env, timeoutMs = 120_000 }) {
+export async function buildBundle({ root, outdir, env, onCleanup, timeoutMs = 120_000 }) {
   const output = [];
   const child = spawn(
     process.execPath,
     [path.join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'deploy', '--dry-run', '--outdir', outdir],
-    { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    // Own process group, so an interrupted bench can stop wrangler and the esbuild it starts.
+    { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
+  let exited = false;
+  const killGroup = () => {
+    if (exited) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  onCleanup?.('stop wrangler build', killGroup);
   child.stdout.on('data', (c) => output.push(String(c)));
   child.stderr.on('data', (c) => output.push(String(c)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise((resolve) => child.once('exit', (c, s) => resolve(c ?? s)));
+  const timer = setTimeout(killGroup, timeoutMs);
+  const code = await new Promise((resolve) =>
+    child.once('exit', (c, s) => {
+      exited = true;
+      resolve(c ?? s);
+    }),
+  );
   clearTimeout(timer);
   const text = output.join('').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
   if (code !== 0) throw new Error(`wrangler deploy --dry-run failed (${code}):\n${text.slice(-3000)}`);
