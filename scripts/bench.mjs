@@ -1,14 +1,20 @@
-// `npm run bench`: A2A proxy overhead, measured end to end on this machine.
+// `npm run bench`: A2A proxy overhead, measured end to end on this machine, in production's shape.
 //
-// Starts a private stack (embedded Postgres + relay, a throwaway database), `wrangler dev` with a
-// temp env file, and a keep-alive echo agent; then fires the same fixed number of A2A requests at
-// the same concurrency once through the Worker (POST /workspaces/:id/a2a) and once straight at the
-// agent, and reports throughput, latency, and how many Postgres round trips and relay WebSocket
-// connections each proxied request costs. All traffic stays on 127.0.0.1.
+// Starts a private stack (embedded Postgres + relay, a throwaway database) and a keep-alive echo
+// agent; builds the deploy bundle (`wrangler deploy --dry-run`) and serves it from one plain
+// `workerd` process on a direct socket, next to a do-nothing "floor" Worker on a second socket
+// (reads the body, fetches the agent, returns its answer). Then it fires the same fixed number of
+// A2A requests at the same concurrency down three paths:
+//   direct   load generator -> echo agent
+//   floor    load generator -> floor Worker (workerd) -> echo agent
+//   proxied  load generator -> POST /workspaces/:id/a2a (the real Worker) -> echo agent
+// and reports throughput, latency, CPU per request by process, and how many Postgres round trips
+// (Parse/Query messages the relay sees) and relay WebSocket connections each proxied request costs,
+// before dispatch to the agent and in total. All traffic stays on 127.0.0.1. The last stdout line is
+//   BENCH proxied_ratio=<x> floor_ratio=<y> db_hot=<n> db_total=<m> cpu_ms=<c>
 //
-// Env: BENCH_REQUESTS (2000), BENCH_CONCURRENCY (16), BENCH_WARMUP (200),
-//      BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run).
-import { spawn } from 'node:child_process';
+// Env: BENCH_REQUESTS (2000 per path), BENCH_CONCURRENCY (32), BENCH_ROUNDS (4, interleaved),
+//      BENCH_WARMUP (200), BENCH_SEQUENTIAL (50), BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,19 +22,26 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { buildBundle, startWorkerd, workerdBinary, wranglerCompat, wranglerVars, writeWorkerdConfig } from './bench/workerd.mjs';
 import { freePort } from './lib/local-postgres.mjs';
 import { ROOT, startStack } from './lib/stack.mjs';
 
 const REQUESTS = intEnv('BENCH_REQUESTS', 2000, 1, 1_000_000);
-const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16, 1, 1024);
+const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 32, 1, 1024);
 const WARMUP = intEnv('BENCH_WARMUP', 200, 0, 100_000);
+const ROUNDS = intEnv('BENCH_ROUNDS', 4, 1, 100);
+const SEQUENTIAL = intEnv('BENCH_SEQUENTIAL', 50, 1, 10_000);
 const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 60, 1, 3600) * 1000;
 const RUN_TIMEOUT_MS = intEnv('BENCH_TIMEOUT_S', 300, 10, 7200) * 1000;
-const SEQUENTIAL = 50;
 const REQUEST_TIMEOUT_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 const ADMIN_TOKEN = 'bench-admin';
 const MAX_ERROR_RATE = 0.01;
+// Durable Object bindings of wrangler.toml (binding -> exported class), all SQLite-backed there.
+const DURABLE_OBJECTS = [
+  { binding: 'WORKSPACE_COORDINATOR', className: 'WorkspaceCoordinator' },
+  { binding: 'DELEGATION_DISPATCHER', className: 'DelegationDispatcher' },
+];
 
 const started = performance.now();
 const log = (msg) => console.log(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
@@ -59,7 +72,7 @@ async function exitWith(code) {
   process.exit(exitCode);
 }
 let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM']) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = true;
@@ -89,15 +102,22 @@ try {
 
 async function main() {
   const wranglerVersion = readJson(path.join(ROOT, 'node_modules', 'wrangler', 'package.json')).version;
+  const workerd = workerdBinary(ROOT);
   const cpus = os.cpus();
-  log(`requests=${REQUESTS} concurrency=${CONCURRENCY} warmup=${WARMUP}; ${cpus.length} CPUs, node ${process.version}, wrangler ${wranglerVersion}`);
+  const loadBefore = os.loadavg();
+  log(`requests=${REQUESTS} concurrency=${CONCURRENCY} warmup=${WARMUP} sequential=${SEQUENTIAL}; ${cpus.length} CPUs, node ${process.version}, wrangler ${wranglerVersion}, workerd ${workerd.version}; load ${fmtLoad(loadBefore)}`);
 
-  // Private temp area: Postgres cluster, wrangler persistence, env file, wrangler's TMPDIR.
+  // Private temp area: Postgres cluster, bundle + workerd config, Durable Object storage, wrangler's TMPDIR.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'molecule-bench-'));
   fs.chmodSync(tmp, 0o755); // embedded Postgres runs as `postgres` when we are root: it must traverse this.
   onCleanup('remove temp dir', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  // 1. Stack. A DATABASE_URL in the environment would make startStack use that database instead;
+  // 1. The deploy bundle, exactly what `wrangler deploy` would upload.
+  log('building the deploy bundle (wrangler deploy --dry-run)');
+  const bundle = await buildBundle({ root: ROOT, outdir: path.join(tmp, 'bundle'), env: quietWranglerEnv(tmp, wranglerVersion), onCleanup });
+  log(`bundle: ${bundle.modules.map((m) => m.name).join(', ')}; ${(bundle.rawBytes / 1024).toFixed(1)} KiB, gzip ${(bundle.gzipBytes / 1024).toFixed(1)} KiB`);
+
+  // 2. Stack. A DATABASE_URL in the environment would make startStack use that database instead;
   // the bench always wants its own throwaway cluster (and never traffic off this machine).
   if (process.env.DATABASE_URL) log('ignoring DATABASE_URL from the environment: the bench uses a private embedded cluster');
   delete process.env.DATABASE_URL;
@@ -109,151 +129,214 @@ async function main() {
   });
   onCleanup('stop stack', () => stack.stop());
   log(`stack ready: ${stack.databaseUrl.replace(/\/\/[^@]*@/, '//')} via relay ${stack.wsProxy}`);
+  const stats = stack.relay.stats;
 
-  // 2. Echo agent.
-  const echo = await startEchoAgent();
+  // 3. Echo agent. It notes the relay's query count when each request reaches it: the round trips
+  // a proxied request made before it was dispatched.
+  const echo = await startEchoAgent({ probe: () => stats.queries });
   onCleanup('close echo agent', () => echo.close());
   log(`echo agent on 127.0.0.1:${echo.port}`);
+  const directUrl = `http://127.0.0.1:${echo.port}/`;
 
-  // 3. Worker.
-  const worker = await startWrangler({ tmp, stack, wranglerVersion });
-  onCleanup('stop wrangler', () => worker.stop());
-  const base = `http://127.0.0.1:${worker.port}`;
-  log(`worker ready on ${base}`);
+  // 4. workerd: the real Worker and the floor Worker, one process.
+  const port = await freePort();
+  const floorPort = await freePort();
+  const doDir = path.join(tmp, 'do-storage');
+  fs.mkdirSync(doDir);
+  const configFile = writeWorkerdConfig({
+    bundle,
+    port,
+    floorPort,
+    doDir,
+    compat: wranglerCompat(ROOT),
+    durableObjects: DURABLE_OBJECTS,
+    agentUrl: directUrl,
+    bindings: {
+      ...wranglerVars(ROOT),
+      DATABASE_URL: stack.databaseUrl,
+      NEON_WS_PROXY: stack.wsProxy,
+      ADMIN_TOKEN,
+      MOLECULE_ENV: 'development', // loopback agent URLs pass the SSRF guard
+      SECRETS_ENCRYPTION_KEY: crypto.randomBytes(32).toString('base64'),
+    },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const workerdOutput = ring(200);
+  log(`starting workerd (${path.relative(ROOT, workerd.bin)})`);
+  const worker = await startWorkerd({ bin: workerd.bin, configFile, readyUrl: `${base}/health`, readyTimeoutMs: READY_TIMEOUT_MS, output: workerdOutput }).catch((err) => {
+    console.error(`[bench] workerd output:\n${workerdOutput.lines().join('\n')}`);
+    throw err;
+  });
+  onCleanup('stop workerd', () => worker.stop());
+  log(`workerd ready: Worker on ${base}, floor Worker on 127.0.0.1:${floorPort}`);
 
-  // 4. Workspaces: A (caller, poll mode, holds its token) and B (target, push to the echo agent).
+  // 5. Workspaces: A (caller, poll mode, holds its token) and B (target, push to the echo agent).
   const a = await createExternal(base, 'bench-caller');
   const b = await createExternal(base, 'bench-target');
-  await api(base, 'POST', '/registry/register', b.token, { id: b.id, url: `http://127.0.0.1:${echo.port}/`, agent_card: { name: 'bench' } }, 200);
+  await api(base, 'POST', '/registry/register', b.token, { id: b.id, url: directUrl, agent_card: { name: 'bench' } }, 200);
   await api(base, 'POST', '/registry/register', a.token, { id: a.id, agent_card: { name: 'bench' }, delivery_mode: 'poll' }, 200);
   log(`workspaces: A=${a.id} (caller, poll)  B=${b.id} (target, push -> echo)`);
 
+  const jsonHeaders = { 'Content-Type': 'application/json' };
   const proxiedUrl = `${base}/workspaces/${b.id}/a2a`;
-  const directUrl = `http://127.0.0.1:${echo.port}/`;
-  const proxiedHeaders = { 'Content-Type': 'application/json', Authorization: `Bearer ${a.token}` };
-  const directHeaders = { 'Content-Type': 'application/json' };
-  const proxied = (n) => sendA2A(proxiedUrl, proxiedHeaders, n);
-  const direct = (n) => sendA2A(directUrl, directHeaders, n);
+  const proxiedHeaders = { ...jsonHeaders, Authorization: `Bearer ${a.token}` };
+  const paths = {
+    direct: (n) => sendA2A(directUrl, jsonHeaders, n),
+    floor: (n) => sendA2A(`http://127.0.0.1:${floorPort}/`, jsonHeaders, n),
+    proxied: (n) => sendA2A(proxiedUrl, proxiedHeaders, n),
+  };
 
-  // Smoke test: one proxied request must come back 200 from the agent, or nothing below means anything.
-  const smoke = await proxied(0);
-  if (!smoke.ok) throw new Error(`proxied smoke request failed: ${smoke.error}`);
+  // Smoke tests: each path must come back 200 from the agent, or nothing below means anything.
+  // The first proxied request is also the cold one (fresh isolate caches): its DB round trips.
+  await settle(stats, 'queries', 300, 3000);
+  const cold = await measureOne(paths.proxied, 0, stats, echo);
+  if (!cold.ok) throw new Error(`proxied smoke request failed: ${cold.error}`);
+  for (const name of ['floor', 'direct']) {
+    const r = await paths[name](0);
+    if (!r.ok) throw new Error(`${name} smoke request failed: ${r.error}`);
+  }
 
-  // 5. Warm-up (both paths), then the measured runs.
+  // 6. Warm-up (every path), then the measured runs.
   let warmupErrors = 0;
   if (WARMUP > 0) {
-    log(`warm-up: ${WARMUP} proxied + ${WARMUP} direct at concurrency ${CONCURRENCY}`);
-    const wp = await runLoad('warm-up proxied', proxied, WARMUP, CONCURRENCY);
-    const wd = await runLoad('warm-up direct', direct, WARMUP, CONCURRENCY);
-    warmupErrors = wp.errors + wd.errors + (wp.requested - wp.completed) + (wd.requested - wd.completed);
-    if (warmupErrors) log(`warm-up had ${warmupErrors} failed requests: ${formatErrorSamples(wp.errorSamples)} ${formatErrorSamples(wd.errorSamples)}`);
+    log(`warm-up: ${WARMUP} requests per path at concurrency ${CONCURRENCY}`);
+    for (const name of ['proxied', 'floor', 'direct']) {
+      const w = await runLoad(`warm-up ${name}`, paths[name], WARMUP, CONCURRENCY);
+      const failed = w.errors + (w.requested - w.completed);
+      if (failed) log(`warm-up ${name}: ${failed} failed requests: ${formatErrorSamples(w.errorSamples)}`);
+      warmupErrors += failed;
+    }
   }
-  await settle(stack.relay.stats, 'queries', 2000, 5000); // let warm-up's background writes land first
+  await settle(stats, 'queries', 2000, 5000); // let warm-up's background writes land first
 
-  const cpu = cpuMeter({ wranglerPid: worker.pid, pgDataDir: path.join(tmp, 'data') });
-  const stats = stack.relay.stats;
-  const reloads0 = worker.reloads;
-  const cpuP0 = cpu.sample();
-  const q0 = stats.queries;
-  const c0 = stats.connections;
-  const hits0 = echo.hits;
-  log(`proxied run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
-  const p = await runLoad('proxied', proxied, REQUESTS, CONCURRENCY);
-  const cpuP1 = cpu.sample();
-  const q1 = stats.queries;
-  const c1 = stats.connections;
-  const agentHits = echo.hits - hits0;
-  await sleep(2000); // waitUntil work (activity rows, last_outbound_at) lands after the responses
-  const q2 = stats.queries;
-  const c2 = stats.connections;
-  const stillMoving = await settle(stats, 'queries', 300, 3000);
-  const q2b = stats.queries;
-
-  log(`direct run: ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
-  const cpuD0 = cpu.sample();
-  const d = await runLoad('direct', direct, REQUESTS, CONCURRENCY);
-  const cpuD1 = cpu.sample();
+  // Measured runs, interleaved: ROUNDS rounds of REQUESTS/ROUNDS per path (path order rotating),
+  // so drift in what else this machine runs hits all three paths alike.
+  const cpu = cpuMeter({ workerdPid: worker.pid, pgDataDir: path.join(tmp, 'data') });
+  const runs = Object.fromEntries(['direct', 'floor', 'proxied'].map((k) => [k, emptyRun()]));
+  const db = { response: 0, total: 0, connResponse: 0, connTotal: 0, agentHits: 0, stillMoving: false };
+  const rounds = Math.min(ROUNDS, REQUESTS);
+  log(`measured runs: ${REQUESTS} requests per path at concurrency ${CONCURRENCY}, in ${rounds} interleaved rounds`);
+  for (let r = 0; r < rounds && !interrupted; r++) {
+    const chunk = Math.floor(REQUESTS / rounds) + (r < REQUESTS % rounds ? 1 : 0);
+    const order = ['proxied', 'floor', 'direct'];
+    for (const name of [...order.slice(r % 3), ...order.slice(0, r % 3)]) {
+      const before = cpu.sample();
+      const q0 = stats.queries;
+      const c0 = stats.connections;
+      const hits0 = echo.hits;
+      const part = await runLoad(`${name} round ${r + 1}`, paths[name], chunk, CONCURRENCY);
+      if (name === 'proxied') {
+        db.agentHits += echo.hits - hits0;
+        db.response += stats.queries - q0;
+        db.connResponse += stats.connections - c0;
+        // waitUntil work (activity rows etc.) lands after the responses; its CPU belongs to the run.
+        db.stillMoving ||= await settle(stats, 'queries', 500, 5000);
+        db.total += stats.queries - q0;
+        db.connTotal += stats.connections - c0;
+      }
+      mergeRun(runs[name], part, cpu.delta(before, cpu.sample()));
+    }
+  }
 
   log(`sequential: ${SEQUENTIAL} proxied requests, one at a time, waiting for the DB to go quiet between them`);
-  const seq = await runSequential(proxied, stats, SEQUENTIAL);
-  const reloads = worker.reloads - reloads0;
+  const seq = await runSequential(paths.proxied, stats, echo, SEQUENTIAL);
+  if (worker.exited) throw new Error(`workerd exited during the run (code ${worker.exited.code}, signal ${worker.exited.signal})`);
 
-  // 6. Report.
-  const pStats = summarize(p);
-  const dStats = summarize(d);
-  const n = p.completed || 1;
+  // 7. Report.
+  const s = Object.fromEntries(Object.entries(runs).map(([k, run]) => [k, summarize(run)]));
+  const n = runs.proxied.completed || 1;
+  const ratio = (k) => s[k].rps / s.direct.rps;
   const lines = [];
-  const out = (s = '') => lines.push(s);
+  const out = (line = '') => lines.push(line);
   out();
   out('=== molecule-edge A2A proxy bench ===');
-  out(`machine: ${cpus.length} CPUs (${cpus[0]?.model?.trim() ?? 'unknown'}), ${os.platform()} ${os.arch()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min; other processes compete for the same cores)`);
-  out(`runtime: node ${process.version}, wrangler ${wranglerVersion} (wrangler dev / workerd, local), embedded Postgres via WebSocket relay`);
-  out(`load: global fetch (keep-alive), ${REQUESTS} requests per path at concurrency ${CONCURRENCY}, after ${WARMUP} warm-up requests per path`);
+  out(`machine: ${cpus.length} CPUs (${cpus[0]?.model?.trim() ?? 'unknown'}), ${os.platform()} ${os.arch()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM; ` +
+    `load average ${fmtLoad(loadBefore)} at start, ${fmtLoad(os.loadavg())} now (1/5/15 min; other processes compete for the same cores)`);
+  out(`runtime: node ${process.version}; deploy bundle (wrangler ${wranglerVersion} --dry-run, ${(bundle.rawBytes / 1024).toFixed(1)} KiB, gzip ${(bundle.gzipBytes / 1024).toFixed(1)} KiB) ` +
+    `in one workerd ${workerd.version} on a direct socket; Durable Objects on local SQLite; embedded Postgres via WebSocket relay`);
+  out(`load: global fetch (keep-alive), ${REQUESTS} requests per path at concurrency ${CONCURRENCY} in ${rounds} interleaved rounds, after ${WARMUP} warm-up requests per path`);
   out();
+  const order = ['direct', 'floor', 'proxied'];
   out(table(
-    ['path', 'requests', 'conc', 'errors', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-    [
-      ['proxied', p.completed, CONCURRENCY, p.errors, pStats.rps.toFixed(1), pStats.p50.toFixed(2), pStats.p90.toFixed(2), pStats.p99.toFixed(2), pStats.max.toFixed(2)],
-      ['direct', d.completed, CONCURRENCY, d.errors, dStats.rps.toFixed(1), dStats.p50.toFixed(2), dStats.p90.toFixed(2), dStats.p99.toFixed(2), dStats.max.toFixed(2)],
-    ],
+    ['path', 'requests', 'conc', 'errors', 'req/s', 'vs direct', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    order.map((k) => [k, runs[k].completed, CONCURRENCY, runs[k].errors, s[k].rps.toFixed(1), `${ratio(k).toFixed(3)}x`,
+      s[k].p50.toFixed(2), s[k].p90.toFixed(2), s[k].p99.toFixed(2), s[k].max.toFixed(2)]),
   ));
+  out(`proxy adds ~${(s.proxied.p50 - s.direct.p50).toFixed(2)} ms at p50 over direct (floor: ~${(s.floor.p50 - s.direct.p50).toFixed(2)} ms)`);
+  out(`agent deliveries during the proxied runs: ${db.agentHits} for ${runs.proxied.completed} proxied requests`);
   out();
-  out(`ratio proxied/direct: req/s ${(pStats.rps / dStats.rps).toFixed(3)}x, p50 ${(pStats.p50 / dStats.p50).toFixed(1)}x ` +
-    `(proxy adds ~${(pStats.p50 - dStats.p50).toFixed(2)} ms at p50, ~${(pStats.p99 - dStats.p99).toFixed(2)} ms at p99)`);
-  out(`agent deliveries during the proxied run: ${agentHits} for ${p.completed} proxied requests`);
-  out();
-  const kv = (label, value, extra = '') => out(`  ${label.padEnd(62)} ${value}${extra}`);
-  out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
-  kv('concurrent run, counted when the last response arrived:', ((q1 - q0) / n).toFixed(2));
-  kv('concurrent run, response path + background (after 2 s wait):', ((q2 - q0) / n).toFixed(2),
-    q2b !== q2 ? `  (still moving after the wait: ${((q2b - q0) / n).toFixed(2)} once quiet${stillMoving ? ', and not quiet after 3 s more' : ''})` : '');
-  kv(`sequential ${SEQUENTIAL}, sent before the response reached the client:`, seq.responsePath.toFixed(2));
-  kv(`sequential ${SEQUENTIAL}, sent after it (background / waitUntil):`, seq.background.toFixed(2));
-  kv(`sequential ${SEQUENTIAL}, total:`, (seq.responsePath + seq.background).toFixed(2), seq.errors ? `  (${seq.errors} of ${SEQUENTIAL} failed)` : '');
-  out('Relay WebSocket connections per proxied request:');
-  kv('concurrent run (after the wait):', ((c2 - c0) / n).toFixed(2), `  (${((c1 - c0) / n).toFixed(2)} by the last response)`);
-  kv(`sequential ${SEQUENTIAL}:`, seq.connections.toFixed(2));
-  out('  (deferred work starts as soon as the agent has answered, so the activity insert usually reaches');
-  out('   the relay before the client has the response; by code reading only the context query gates it)');
-  out(`Sequential proxied latency (one request at a time): p50 ${seq.p50.toFixed(2)} ms`);
-  const cpuLine = (label, a, b, run) => {
-    const per = (ms) => (ms / (run.completed || 1)).toFixed(2);
-    const wall = run.elapsedMs;
-    const parts = [
-      `wrangler+workerd ${per(b.wrangler - a.wrangler)}`,
-      `postgres ${per(b.postgres - a.postgres)}`,
-      `bench process (load gen + echo + relay) ${per(b.self - a.self)}`,
-    ];
-    const total = b.wrangler - a.wrangler + (b.postgres - a.postgres) + (b.self - a.self);
-    return `  ${label}: ${parts.join(', ')} => ${per(total)} ms CPU/request; these used ${(total / wall).toFixed(2)} of ${cpus.length} cores`;
-  };
   if (cpu.available) {
-    out('CPU time per request during the measured runs (ms, from /proc):');
-    out(cpuLine('proxied', cpuP0, cpuP1, p));
-    out(cpuLine('direct ', cpuD0, cpuD1, d));
+    out('CPU ms per request during the measured runs (from /proc; proxied includes its background work until the DB went quiet):');
+    out(table(
+      ['path', 'workerd', 'postgres', 'bench process*', 'total', 'cores busy**'],
+      order.map((k) => {
+        const c = runs[k].cpu;
+        const per = (ms) => (ms / (runs[k].completed || 1)).toFixed(2);
+        return [k, per(c.workerd), per(c.postgres), per(c.self), per(c.total), (c.total / runs[k].elapsedMs).toFixed(2)];
+      }),
+    ));
+    out(`  * the bench process is the load generator, the echo agent and the Postgres WebSocket relay`);
+    out(`  ** CPU of these processes / wall time of the load phase, out of ${cpus.length} cores`);
+    out();
   }
-  for (const [label, run] of [['proxied', p], ['direct', d]]) {
-    if (run.errors) out(`errors (${label}): ${formatErrorSamples(run.errorSamples)}`);
-    if (run.completed < run.requested) out(`INCOMPLETE (${label}): only ${run.completed} of ${run.requested} requests finished within ${PHASE_TIMEOUT_MS / 1000} s`);
+  const kv = (label, value, extra = '') => out(`  ${label.padEnd(64)} ${value}${extra}`);
+  out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
+  kv('first proxied request (fresh isolate, after setup), before dispatch:', cold.beforeDispatch);
+  kv('first proxied request (fresh isolate, after setup), total:', cold.total);
+  kv(`sequential ${seq.done} (warm), before dispatch to the agent:`, seq.beforeDispatch.toFixed(2));
+  kv(`sequential ${seq.done} (warm), before the response reached the client:`, seq.responsePath.toFixed(2));
+  kv(`sequential ${seq.done} (warm), total (incl. background / waitUntil):`, seq.total.toFixed(2), seq.errors ? `  (${seq.errors} of ${SEQUENTIAL} failed)` : '');
+  kv('concurrent runs, by the time the last response arrived:', (db.response / n).toFixed(2));
+  kv('concurrent runs, total once the DB went quiet:', (db.total / n).toFixed(2), db.stillMoving ? '  (still moving after 5 s)' : '');
+  out('Relay WebSocket connections (Postgres sessions) per proxied request:');
+  kv('concurrent runs (once quiet):', (db.connTotal / n).toFixed(2), `  (${(db.connResponse / n).toFixed(2)} by the last response)`);
+  kv(`sequential ${seq.done}:`, seq.connections.toFixed(2));
+  out(`Sequential proxied latency (one request at a time): p50 ${seq.p50.toFixed(2)} ms`);
+  for (const k of order) {
+    const run = runs[k];
+    if (run.errors) out(`errors (${k}): ${formatErrorSamples(run.errorSamples)}`);
+    if (run.completed < run.requested) out(`INCOMPLETE (${k}): only ${run.completed} of ${run.requested} requests finished (phase limit ${PHASE_TIMEOUT_MS / 1000} s per round)`);
   }
   if (warmupErrors) out(`warm-up failures: ${warmupErrors}`);
-  if (reloads) out(`WARNING: wrangler rebuilt and reloaded the Worker ${reloads} time(s) during the measured runs (files under src/ changed); numbers include that stall and may mix code versions`);
+  const logged = workerdOutput.count;
+  if (logged) out(`workerd logged ${logged} line(s) during the bench; last: ${workerdOutput.lines().at(-1)?.slice(0, 300)}`);
   out(`total bench time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const cpuMs = cpu.available ? (runs.proxied.cpu.total / n).toFixed(2) : 'NaN';
+  out(`BENCH proxied_ratio=${ratio('proxied').toFixed(3)} floor_ratio=${ratio('floor').toFixed(3)} db_hot=${seq.beforeDispatch.toFixed(2)} db_total=${(db.total / n).toFixed(2)} cpu_ms=${cpuMs}`);
   console.log(lines.join('\n'));
 
   const failed = [];
-  for (const [label, run] of [['proxied', p], ['direct', d]]) {
-    if (run.completed < run.requested) failed.push(`${label} run incomplete`);
-    else if (run.errors / run.requested > MAX_ERROR_RATE) failed.push(`${label} error rate ${((100 * run.errors) / run.requested).toFixed(2)}% > 1%`);
+  for (const k of order) {
+    const run = runs[k];
+    if (run.completed < run.requested) failed.push(`${k} run incomplete`);
+    else if (run.errors / run.requested > MAX_ERROR_RATE) failed.push(`${k} error rate ${((100 * run.errors) / run.requested).toFixed(2)}% > 1%`);
   }
   if (seq.errors / SEQUENTIAL > MAX_ERROR_RATE) failed.push(`sequential error rate ${((100 * seq.errors) / SEQUENTIAL).toFixed(0)}% > 1%`);
   if (failed.length) {
     console.error(`\n[bench] FAILED: ${failed.join('; ')}`);
-    const tail = worker.output.lines().slice(-30);
-    if (tail.length) console.error(`[bench] last wrangler output:\n${tail.join('\n')}`);
+    const tail = workerdOutput.lines().slice(-30);
+    if (tail.length) console.error(`[bench] last workerd output:\n${tail.join('\n')}`);
     return 1;
   }
   return 0;
+}
+
+/** Environment for wrangler that keeps it off the network (no metrics, no update check, no cf.json). */
+function quietWranglerEnv(tmp, wranglerVersion) {
+  const wranglerTmp = path.join(tmp, 'wrangler-tmp');
+  fs.mkdirSync(path.join(wranglerTmp, 'update-check'), { recursive: true });
+  fs.writeFileSync(path.join(wranglerTmp, 'update-check', 'wrangler-latest.json'), JSON.stringify({ latest: wranglerVersion, lastUpdate: Date.now() }));
+  const env = {
+    ...process.env,
+    TMPDIR: wranglerTmp,
+    WRANGLER_SEND_METRICS: 'false',
+    WRANGLER_SEND_ERROR_REPORTS: 'false',
+    WRANGLER_HIDE_BANNER: 'true',
+    DO_NOT_TRACK: '1',
+    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  };
+  delete env.DATABASE_URL;
+  return env;
 }
 
 // ---- load generation ---------------------------------------------------------------------------
@@ -313,35 +396,63 @@ async function runLoad(label, send, total, concurrency) {
 }
 
 /**
- * One request at a time; after each response the relay's query counter is read (response path),
- * then we wait until it stops moving (background work done) before the next request.
+ * One proxied request, alone: DB round trips before the agent saw it (the echo agent reads the
+ * relay's counter when the request reaches it), before the response reached us, and in total once
+ * the DB has gone quiet (background / waitUntil work included).
  */
-async function runSequential(send, stats, count) {
-  let responsePath = 0;
-  let background = 0;
-  let connections = 0;
+async function measureOne(send, n, stats, echo) {
+  const q0 = stats.queries;
+  const c0 = stats.connections;
+  const hits0 = echo.hits;
+  const s = performance.now();
+  const result = await send(n);
+  const latency = performance.now() - s;
+  const q1 = stats.queries;
+  await settle(stats, 'queries', 150, 2000);
+  const dispatched = echo.hits === hits0 + 1;
+  return {
+    ...result,
+    ok: result.ok && dispatched,
+    error: result.ok && !dispatched ? `agent saw ${echo.hits - hits0} requests, expected 1` : result.error,
+    latency,
+    beforeDispatch: dispatched ? echo.lastProbe - q0 : NaN,
+    responsePath: q1 - q0,
+    total: stats.queries - q0,
+    connections: stats.connections - c0,
+  };
+}
+
+/** `count` proxied requests one at a time (see measureOne), bounded by PHASE_TIMEOUT_MS. */
+async function runSequential(send, stats, echo, count) {
+  const sum = { beforeDispatch: 0, responsePath: 0, total: 0, connections: 0 };
+  let measured = 0;
   let errors = 0;
   const latencies = [];
   const stopAt = performance.now() + PHASE_TIMEOUT_MS;
   let done = 0;
   for (let i = 0; i < count && !interrupted && performance.now() < stopAt; i++) {
-    const q0 = stats.queries;
-    const c0 = stats.connections;
-    const s = performance.now();
-    const result = await send(100_000 + i);
-    latencies.push(performance.now() - s);
-    const q1 = stats.queries;
-    await settle(stats, 'queries', 150, 2000);
-    responsePath += q1 - q0;
-    background += stats.queries - q1;
-    connections += stats.connections - c0;
-    if (!result.ok) errors += 1;
+    const r = await measureOne(send, 100_000 + i, stats, echo);
+    latencies.push(r.latency);
     done += 1;
+    if (!r.ok) {
+      errors += 1;
+      continue;
+    }
+    measured += 1;
+    for (const key of Object.keys(sum)) sum[key] += r[key];
   }
   errors += count - done;
-  const per = done || 1;
+  const per = measured || NaN;
   latencies.sort((x, y) => x - y);
-  return { responsePath: responsePath / per, background: background / per, connections: connections / per, errors, p50: percentile(latencies, 50) };
+  return {
+    done,
+    errors,
+    beforeDispatch: sum.beforeDispatch / per,
+    responsePath: sum.responsePath / per,
+    total: sum.total / per,
+    connections: sum.connections / per,
+    p50: percentile(latencies, 50),
+  };
 }
 
 /** Waits until stats[key] has not changed for quietMs (at most maxMs); true if it never went quiet. */
@@ -359,6 +470,22 @@ async function settle(stats, key, quietMs, maxMs) {
     }
   }
   return true;
+}
+
+function emptyRun() {
+  const cpu = { workerd: 0, postgres: 0, self: 0, wallMs: 0, total: 0 };
+  return { requested: 0, completed: 0, errors: 0, errorSamples: new Map(), elapsedMs: 0, latencies: [], cpu };
+}
+
+/** Adds one round's `part` (and its CPU delta) to the path's totals. */
+function mergeRun(run, part, cpuDelta) {
+  run.requested += part.requested;
+  run.completed += part.completed;
+  run.errors += part.errors;
+  run.elapsedMs += part.elapsedMs;
+  for (const x of part.latencies) run.latencies.push(x);
+  for (const [error, count] of part.errorSamples) run.errorSamples.set(error, (run.errorSamples.get(error) ?? 0) + count);
+  for (const key of Object.keys(run.cpu)) run.cpu[key] += cpuDelta[key];
 }
 
 function summarize(run) {
@@ -380,10 +507,14 @@ function percentile(sorted, p) {
 
 // ---- processes and servers ---------------------------------------------------------------------
 
-/** Answers every POST with a JSON-RPC success echoing the request id; keep-alive on. */
-async function startEchoAgent() {
+/**
+ * Answers every POST with a JSON-RPC success echoing the request id; keep-alive on. `probe()` is
+ * read when each request has fully arrived (`lastProbe`).
+ */
+async function startEchoAgent({ probe = () => 0 } = {}) {
   const sockets = new Set();
   let hits = 0;
+  let lastProbe = NaN;
   const server = http.createServer({ keepAlive: true }, (req, res) => {
     if (req.method !== 'POST') {
       res.writeHead(405, { 'Content-Length': '0' }).end();
@@ -397,6 +528,7 @@ async function startEchoAgent() {
       else chunks.push(chunk);
     });
     req.on('end', () => {
+      lastProbe = probe();
       hits += 1;
       let id = null;
       try {
@@ -425,6 +557,9 @@ async function startEchoAgent() {
     get hits() {
       return hits;
     },
+    get lastProbe() {
+      return lastProbe;
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -433,125 +568,12 @@ async function startEchoAgent() {
   };
 }
 
-/** `wrangler dev` on a free loopback port with a temp env file; resolves once it says "Ready on". */
-async function startWrangler({ tmp, stack, wranglerVersion }) {
-  const port = await freePort();
-  const inspectorPort = await freePort();
-  const envFile = path.join(tmp, 'bench.env');
-  fs.writeFileSync(
-    envFile,
-    [
-      `DATABASE_URL=${stack.databaseUrl}`,
-      `NEON_WS_PROXY=${stack.wsProxy}`,
-      'MOLECULE_ENV=development',
-      `ADMIN_TOKEN=${ADMIN_TOKEN}`,
-      `SECRETS_ENCRYPTION_KEY=${crypto.randomBytes(32).toString('base64')}`,
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  // Keep wrangler off the network: no metrics or error reports, no cf.json download, and a
-  // pre-seeded update-check cache in a private TMPDIR so it never asks the npm registry.
-  const wranglerTmp = path.join(tmp, 'wrangler-tmp');
-  fs.mkdirSync(path.join(wranglerTmp, 'update-check'), { recursive: true });
-  fs.writeFileSync(path.join(wranglerTmp, 'update-check', 'wrangler-latest.json'), JSON.stringify({ latest: wranglerVersion, lastUpdate: Date.now() }));
-  const env = {
-    ...process.env,
-    TMPDIR: wranglerTmp,
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_SEND_ERROR_REPORTS: 'false',
-    WRANGLER_HIDE_BANNER: 'true',
-    DO_NOT_TRACK: '1',
-    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-  };
-  delete env.DATABASE_URL;
-
-  const output = ring(200);
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'dev',
-      '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort),
-      '--env-file', envFile, '--show-interactive-dev-session=false', '--persist-to', path.join(tmp, 'wrangler-state'),
-    ],
-    // Own process group, so stop() can signal wrangler and the workerd it starts, and only those.
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  let exited = false;
-  const exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
-    exited = true;
-    resolve({ code, signal });
-  }));
-
-  let ready = false;
-  let reloads = 0;
-  const readyPromise = new Promise((resolve, reject) => {
-    let pending = '';
-    const onData = (chunk) => {
-      pending += String(chunk);
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const line of parts) {
-        const clean = line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
-        output.push(clean);
-        // wrangler dev watches src/: an edit elsewhere rebuilds and swaps the Worker mid-run.
-        if (ready && clean.includes('Reloading local server')) reloads += 1;
-        if (!ready && clean.includes('Ready on')) {
-          ready = true;
-          resolve();
-        }
-      }
-      if (pending.length > 64 * 1024) pending = pending.slice(-1024);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk) => {
-      for (const line of String(chunk).split('\n')) if (line.trim()) output.push(`[stderr] ${line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')}`);
-    });
-    void exitPromise.then(({ code, signal }) => reject(new Error(`wrangler exited before it was ready (code ${code}, signal ${signal})`)));
-  });
-
-  const stop = async () => {
-    if (exited) return;
-    try {
-      process.kill(-child.pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    const result = await Promise.race([exitPromise, sleep(8000).then(() => 'timeout')]);
-    if (result === 'timeout') {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      await Promise.race([exitPromise, sleep(3000)]);
-    }
-  };
-
-  try {
-    await withTimeout(readyPromise, READY_TIMEOUT_MS, `wrangler dev did not print "Ready on" within ${READY_TIMEOUT_MS / 1000} s`);
-  } catch (err) {
-    await stop();
-    console.error(`[bench] wrangler output:\n${output.lines().join('\n')}`);
-    throw err;
-  }
-  return {
-    port,
-    pid: child.pid,
-    output,
-    stop,
-    get reloads() {
-      return reloads;
-    },
-  };
-}
-
 /**
- * CPU milliseconds used so far by: wrangler and everything it started, the Postgres cluster
+ * CPU milliseconds used so far by: workerd (all its threads), the Postgres cluster
  * (postmaster, live backends, and reaped backends via the postmaster's cutime), and this process.
  * Linux only (/proc); elsewhere `available` is false and the report skips the section.
  */
-function cpuMeter({ wranglerPid, pgDataDir }) {
+function cpuMeter({ workerdPid, pgDataDir }) {
   const tickMs = 10; // CLK_TCK is 100 on Linux
   const readStat = (pid) => {
     const raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -586,15 +608,20 @@ function cpuMeter({ wranglerPid, pgDataDir }) {
   let postmaster = 0;
   try {
     postmaster = Number(fs.readFileSync(path.join(pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]) || 0;
-    readStat(wranglerPid);
+    readStat(workerdPid);
   } catch {
-    return { available: false, sample: () => ({ wrangler: 0, postgres: 0, self: 0 }) };
+    const zero = () => ({ workerd: 0, postgres: 0, self: 0, at: performance.now() });
+    return { available: false, sample: zero, delta: () => ({ ...zero(), total: 0, wallMs: 1 }) };
   }
   return {
     available: true,
     sample: () => {
       const usage = process.cpuUsage();
-      return { wrangler: treeMs(wranglerPid), postgres: treeMs(postmaster), self: (usage.user + usage.system) / 1000 };
+      return { workerd: treeMs(workerdPid), postgres: treeMs(postmaster), self: (usage.user + usage.system) / 1000, at: performance.now() };
+    },
+    delta: (a, b) => {
+      const d = { workerd: b.workerd - a.workerd, postgres: b.postgres - a.postgres, self: b.self - a.self, wallMs: b.at - a.at };
+      return { ...d, total: d.workerd + d.postgres + d.self };
     },
   };
 }
@@ -633,14 +660,23 @@ function intEnv(name, fallback, min, max) {
   return value;
 }
 
+function fmtLoad(load) {
+  return load.map((x) => x.toFixed(2)).join(' ');
+}
+
 function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
 function ring(size) {
   const items = [];
+  let count = 0;
   return {
+    get count() {
+      return count;
+    },
     push(line) {
+      count += 1;
       items.push(line);
       if (items.length > size) items.shift();
     },
