@@ -14,7 +14,8 @@
 //   BENCH proxied_ratio=<x> floor_ratio=<y> db_hot=<n> db_total=<m> cpu_ms=<c>
 //
 // Env: BENCH_REQUESTS (2000 per path), BENCH_CONCURRENCY (32), BENCH_ROUNDS (4, interleaved),
-//      BENCH_WARMUP (200), BENCH_SEQUENTIAL (50), BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run).
+//      BENCH_WARMUP (200), BENCH_SEQUENTIAL (50), BENCH_PHASE_TIMEOUT_S (60, per load phase), BENCH_TIMEOUT_S (300, whole run),
+//      BENCH_POLL_SAMPLES (50), BENCH_FEED_ROWS (1000000: the large feed the since_id page timing reads).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -25,12 +26,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildBundle, startWorkerd, workerdBinary, wranglerCompat, wranglerVars, writeWorkerdConfig } from './bench/workerd.mjs';
 import { freePort } from './lib/local-postgres.mjs';
 import { ROOT, startStack } from './lib/stack.mjs';
+import { measurePoll } from './bench/poll.mjs';
 
 const REQUESTS = intEnv('BENCH_REQUESTS', 2000, 1, 1_000_000);
 const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 32, 1, 1024);
 const WARMUP = intEnv('BENCH_WARMUP', 200, 0, 100_000);
 const ROUNDS = intEnv('BENCH_ROUNDS', 4, 1, 100);
 const SEQUENTIAL = intEnv('BENCH_SEQUENTIAL', 50, 1, 10_000);
+const POLL_SAMPLES = intEnv('BENCH_POLL_SAMPLES', 50, 1, 10_000);
+const FEED_ROWS = intEnv('BENCH_FEED_ROWS', 1_000_000, 100, 20_000_000);
 const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 60, 1, 3600) * 1000;
 const RUN_TIMEOUT_MS = intEnv('BENCH_TIMEOUT_S', 300, 10, 7200) * 1000;
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -238,6 +242,18 @@ async function main() {
     }
   }
 
+  log(`poll mode: ${POLL_SAMPLES} send → visible samples, then since_id pages from a ${FEED_ROWS}-row feed`);
+  const poll = await measurePoll({
+    base,
+    databaseUrl: stack.databaseUrl,
+    api: (method, route, token, body, expect) => api(base, method, route, token, body, expect),
+    createExternal: (name) => createExternal(base, name),
+    adminToken: ADMIN_TOKEN,
+    samples: POLL_SAMPLES,
+    feedRows: FEED_ROWS,
+    log,
+  });
+
   log(`sequential: ${SEQUENTIAL} proxied requests, one at a time, waiting for the DB to go quiet between them`);
   const seq = await runSequential(paths.proxied, stats, echo, SEQUENTIAL);
   if (worker.exited) throw new Error(`workerd exited during the run (code ${worker.exited.code}, signal ${worker.exited.signal})`);
@@ -292,6 +308,8 @@ async function main() {
   kv('concurrent runs (once quiet):', (db.connTotal / n).toFixed(2), `  (${(db.connResponse / n).toFixed(2)} by the last response)`);
   kv(`sequential ${seq.done}:`, seq.connections.toFixed(2));
   out(`Sequential proxied latency (one request at a time): p50 ${seq.p50.toFixed(2)} ms`);
+  out(`Poll mode (through the Worker, sequential): send → visible to a since_id poller p50 ${poll.visible.p50.toFixed(2)} ms, p99 ${poll.visible.p99.toFixed(2)} ms (${poll.visible.n} samples);`);
+  out(`  a since_id page of 100 from a ${poll.feedRows}-row feed p50 ${poll.page.p50.toFixed(2)} ms, p99 ${poll.page.p99.toFixed(2)} ms (${poll.page.n} random cursors)`);
   for (const k of order) {
     const run = runs[k];
     if (run.errors) out(`errors (${k}): ${formatErrorSamples(run.errorSamples)}`);
