@@ -4,6 +4,7 @@ import { publishEvent } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
 import { provisionerFor } from '../provisioning/provisioner';
 import { requestRestart } from '../provisioning/restart';
+import { forgetContexts } from './context-cache';
 import type { TargetRow } from './proxy-context';
 
 /**
@@ -22,6 +23,7 @@ export async function markDeadIfNotRunning(scope: RequestScope, target: Pick<Tar
     .set({ status: 'offline', updatedAt: sql`now()` })
     .where(and(eq(workspaces.id, target.id), notInArray(workspaces.status, ['removed', 'provisioning'])))
     .returning({ id: workspaces.id });
+  forgetContexts({ workspaceIds: [target.id] });
   if (flipped.length > 0) publishEvent(scope, 'WORKSPACE_OFFLINE', target.id, { reason: 'agent not running' });
   scope.defer('restart dead agent', () => requestRestart(scope.env, target.id));
   return true;

@@ -8,7 +8,8 @@ import { resolveCaller } from './caller';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, RETRY_AFTER_BUSY, RETRY_AFTER_DEAD, type Delivery } from './deliver';
 import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
 import { normalizeA2ARequest, type JsonObject } from './normalize';
-import { deliveryModeOf, hasCapability, loadProxyContext, type TargetRow } from './proxy-context';
+import { cachedProxyContext, noteTokenTouched } from './context-cache';
+import { deliveryModeOf, hasCapability, type TargetRow } from './proxy-context';
 import { enqueue } from './queue';
 
 export type ProxyRequest = {
@@ -23,15 +24,16 @@ export type ProxyRequest = {
 
 /**
  * POST /workspaces/:id/a2a after the body has been read: identity, then `forwardA2A` (hierarchy → budget →
- * normalise → poll short-circuit → URL → dispatch → classify). Exactly one DB round trip precedes
- * the dispatch; activity rows are written after the response.
+ * normalise → poll short-circuit → URL → dispatch → classify). At most one DB round trip precedes
+ * the dispatch, none while this isolate's context cache holds the answer (context-cache.ts);
+ * activity rows are written after the response.
  */
 export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<Response> {
   const started = Date.now();
   const bearer = await identifyBearer(scope.env, req.bearer);
   let context;
   try {
-    context = await loadProxyContext(scope, {
+    context = await cachedProxyContext(scope, {
       targetId: req.targetId,
       headerCaller: req.headerCaller,
       workspaceTokenHash: bearer.kind === 'workspace' ? bearer.hash : null,
@@ -43,7 +45,7 @@ export async function proxyA2A(scope: RequestScope, req: ProxyRequest): Promise<
     throw datastoreUnavailable(err);
   }
   const callerId = resolveCaller({ targetId: req.targetId, headerCaller: req.headerCaller, bearer: bearer.kind, context });
-  if (context.workspaceToken) touchWorkspaceToken(scope, context.workspaceToken.id, context.workspaceToken.last_used_at);
+  if (context.workspaceToken && touchWorkspaceToken(scope, context.workspaceToken.id, context.workspaceToken.last_used_at)) noteTokenTouched(context);
   const forwarded = await forwardA2A(scope, {
     target: context.target,
     chains: context.chains,

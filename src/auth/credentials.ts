@@ -72,11 +72,13 @@ async function lookupOrgToken(scope: RequestScope, hash: string): Promise<Creden
   return { kind: 'org', tokenId: row.id, prefix: row.prefix };
 }
 
-export function touchWorkspaceToken(scope: RequestScope, tokenId: string, lastUsedAt: Date | string | null): void {
-  if (!isStale(lastUsedAt)) return;
+/** True when it scheduled a write (the caller may then remember the new last_used_at). */
+export function touchWorkspaceToken(scope: RequestScope, tokenId: string, lastUsedAt: Date | string | null): boolean {
+  if (!isStale(lastUsedAt)) return false;
   scope.defer('touch workspace token', () =>
     scope.db.update(workspaceAuthTokens).set({ lastUsedAt: sql`now()` }).where(eq(workspaceAuthTokens.id, tokenId)),
   );
+  return true;
 }
 
 function isStale(lastUsedAt: Date | string | null): boolean {

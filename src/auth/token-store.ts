@@ -1,6 +1,7 @@
 import { and, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
-import { workspaceAuthTokens, workspaces } from '../db/schema';
+import { forgetContexts } from '../a2a/context-cache';
+import { orgApiTokens, workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 import { issueToken } from './tokens';
 
@@ -38,7 +39,10 @@ export function tokenEverIssued(workspaceId: AnyPgColumn): SQL {
   return sql`EXISTS (SELECT 1 FROM ${workspaceAuthTokens} WHERE ${workspaceAuthTokens.workspaceId} = ${workspaceId})`;
 }
 
-/** Revokes every live token of the given workspaces (delete, re-provision). */
+/**
+ * Revokes every live token of the given workspaces (delete, re-provision). Runs inside the
+ * caller's transaction, so the caller forgets the cached contexts once it has committed.
+ */
 export async function revokeWorkspaceTokens(db: Db | Tx, workspaceIds: string[]): Promise<void> {
   if (workspaceIds.length === 0) return;
   await db
@@ -115,5 +119,17 @@ export async function revokeWorkspaceToken(db: Db, workspaceId: string, tokenId:
     .set({ revokedAt: sql`now()` })
     .where(and(eq(workspaceAuthTokens.id, tokenId), eq(workspaceAuthTokens.workspaceId, workspaceId), liveWorkspaceToken()))
     .returning({ id: workspaceAuthTokens.id });
+  forgetContexts({ tokenIds: [tokenId] });
+  return revoked.length > 0;
+}
+
+/** Revokes one live org token; false when there was none to revoke. */
+export async function revokeOrgToken(db: Db, tokenId: string): Promise<boolean> {
+  const revoked = await db
+    .update(orgApiTokens)
+    .set({ revokedAt: sql`now()` })
+    .where(and(eq(orgApiTokens.id, tokenId), isNull(orgApiTokens.revokedAt)))
+    .returning({ id: orgApiTokens.id });
+  forgetContexts({ tokenIds: [tokenId] });
   return revoked.length > 0;
 }

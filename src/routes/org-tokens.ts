@@ -1,8 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
+import { desc, isNull } from 'drizzle-orm';
 import { readJsonBody } from '../api/json-body';
 import { bearerSecurity, errors, json, jsonBody, newRouter } from '../api/openapi';
 import { authorizeAdmin } from '../auth/guards';
+import { revokeOrgToken } from '../auth/token-store';
 import { issueToken } from '../auth/tokens';
 import { orgApiTokens } from '../db/schema';
 import { ApiError } from '../errors';
@@ -80,12 +81,7 @@ orgTokenRoutes.openapi(
   async (c) => {
     await authorizeAdmin(c);
     const { tokenId } = c.req.valid('param');
-    const [row] = await c.var.scope.db
-      .update(orgApiTokens)
-      .set({ revokedAt: sql`now()` })
-      .where(and(eq(orgApiTokens.id, tokenId), isNull(orgApiTokens.revokedAt)))
-      .returning({ id: orgApiTokens.id });
-    if (!row) throw new ApiError(404, 'token not found or already revoked');
-    return c.json({ revoked: row.id }, 200);
+    if (!(await revokeOrgToken(c.var.scope.db, tokenId))) throw new ApiError(404, 'token not found or already revoked');
+    return c.json({ revoked: tokenId }, 200);
   },
 );

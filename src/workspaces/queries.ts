@@ -3,6 +3,7 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { revokeWorkspaceTokens } from '../auth/token-store';
 import type { IssuedToken } from '../auth/tokens';
 import { canCommunicate, MAX_ANCESTOR_DEPTH, type ChainRow } from '../a2a/access';
+import { forgetContexts } from '../a2a/context-cache';
 import { ENCRYPTION_VERSION } from '../lib/secret-box';
 import { secrets, workspaceAuthTokens, workspaces, type WorkspaceStatus } from '../db/schema';
 import type { Db } from '../lib/request-scope';
@@ -121,7 +122,7 @@ export type TreeRemoval = { kind: 'not_found' } | { kind: 'needs_confirmation'; 
  * workspace live; the others get `not_found`.
  */
 export async function removeWorkspaceTree(db: Db, root: string, opts: { confirmed: boolean }): Promise<TreeRemoval> {
-  return db.transaction(async (tx) => {
+  const outcome = await db.transaction(async (tx): Promise<TreeRemoval> => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('workspaces_parent_acyclic'))`);
     const family = await liveFamily(tx, root);
     if (family.length === 0) return { kind: 'not_found' };
@@ -135,6 +136,8 @@ export async function removeWorkspaceTree(db: Db, root: string, opts: { confirme
     await revokeWorkspaceTokens(tx, ids);
     return { kind: 'removed', removed: family };
   });
+  if (outcome.kind === 'removed') forgetContexts({ workspaceIds: outcome.removed.map((w) => w.id) });
+  return outcome;
 }
 
 /** Whom an agent's message to its user comes from, and whether it may send one (live workspaces only). */
@@ -170,5 +173,7 @@ export async function updateWorkspace(db: Db, id: string, fields: Partial<typeof
     .set({ ...fields, updatedAt: sql`now()` })
     .where(and(eq(workspaces.id, id), liveWorkspace()))
     .returning({ id: workspaces.id });
+  // Name, runtime and parent are all in the proxy's context (a move changes every descendant's chain).
+  forgetContexts({ workspaceIds: [id] });
   return rows.length > 0;
 }

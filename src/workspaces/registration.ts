@@ -1,4 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
+import { forgetContexts } from '../a2a/context-cache';
 import { issueFirstToken, removedWorkspaceOfToken } from '../auth/token-store';
 import type { Credential } from '../auth/credentials';
 import { assertOwnToken } from '../auth/guards';
@@ -43,7 +44,7 @@ export async function registerAgent(
   },
 ): Promise<Registration> {
   const { id, credential } = args;
-  return db.transaction(async (tx) => {
+  const registration = await db.transaction(async (tx) => {
     const [row] = await tx
       .select({ status: workspaces.status, deliveryMode: workspaces.deliveryMode, url: workspaces.url, runtime: workspaces.runtime, inboundSecret: workspaces.platformInboundSecret, removedAt: workspaces.removedAt })
       .from(workspaces)
@@ -76,6 +77,8 @@ export async function registerAgent(
       .where(eq(workspaces.id, id));
     return { mode, url: url || undefined, authToken, inboundSecret: row.inboundSecret };
   });
+  forgetContexts({ workspaceIds: [id] });
+  return registration;
 }
 
 export type HeartbeatInput = {
@@ -133,5 +136,7 @@ export async function recordHeartbeat(db: Db, h: HeartbeatInput): Promise<Heartb
     RETURNING prev.status AS previous_status, prev.current_task AS previous_task, w.status, w.max_concurrent_tasks,
       w.platform_inbound_secret,
       EXISTS (SELECT 1 FROM a2a_queue q WHERE q.workspace_id = w.id AND q.status = 'queued') AS has_queued`);
+  // Spend (the budget check), status and capabilities are in the proxy's context.
+  forgetContexts({ workspaceIds: [h.id] });
   return result.rows[0];
 }

@@ -11,6 +11,7 @@ import { Pool, neonConfig } from '@neondatabase/serverless';
 import type { z } from 'zod';
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from '../../openapi/schema';
+import { contextCacheForTests } from '../../src/a2a/context-cache';
 import { createApp } from '../../src/app';
 
 export const ADMIN = 'test-admin-token';
@@ -102,7 +103,20 @@ export async function callJson<T = any>(method: string, path: string, opts: Call
   return { status: res.status, body, res };
 }
 
+/**
+ * Direct SQL, as a write made by this isolate: it forgets the proxy's cached contexts, as the
+ * query modules do after their writes (tests of the hot path's cache bound use `sqlElsewhere`).
+ */
 export async function sql<T = any>(query: string, params: unknown[] = []): Promise<T[]> {
+  try {
+    return await sqlElsewhere<T>(query, params);
+  } finally {
+    contextCacheForTests.forgetAll();
+  }
+}
+
+/** Direct SQL as another isolate's write: this isolate's cache learns of it only by expiry. */
+export async function sqlElsewhere<T = any>(query: string, params: unknown[] = []): Promise<T[]> {
   neonConfig.wsProxy = (host, port) => `${env.NEON_WS_PROXY}?address=${host}:${port}`;
   neonConfig.useSecureWebSocket = false;
   neonConfig.pipelineTLS = false;
