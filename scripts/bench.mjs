@@ -203,7 +203,7 @@ async function main() {
   out(`agent deliveries during the proxied run: ${agentHits} for ${p.completed} proxied requests`);
   out();
   const kv = (label, value, extra = '') => out(`  ${label.padEnd(62)} ${value}${extra}`);
-  out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
+  out('DB round trips per proxied request (Parse/Query messages + HTTP queries seen by the relay):');
   kv('concurrent run, counted when the last response arrived:', ((q1 - q0) / n).toFixed(2));
   kv('concurrent run, response path + background (after 2 s wait):', ((q2 - q0) / n).toFixed(2),
     q2b !== q2 ? `  (still moving after the wait: ${((q2b - q0) / n).toFixed(2)} once quiet${stillMoving ? ', and not quiet after 3 s more' : ''})` : '');

@@ -13,8 +13,9 @@ const pg = require('pg');
 
 /**
  * Relays only to `target` (host:port) so the dev relay is not an open proxy. `stats.queries`
- * counts the extended/simple-protocol query messages clients send (Parse or Query), which is
- * how the bench measures DB round trips per request.
+ * counts the extended/simple-protocol query messages clients send (Parse or Query) plus one per
+ * SQL-over-HTTP request (a single query or a whole batch: one round trip either way), which is how
+ * the bench measures DB round trips per request. `stats.httpRequests` counts the latter alone.
  */
 export async function startWsRelay({ port, target }) {
   const stats = { connections: 0, queries: 0, httpRequests: 0 };
