@@ -296,7 +296,7 @@ async function main() {
     out();
   }
   const kv = (label, value, extra = '') => out(`  ${label.padEnd(64)} ${value}${extra}`);
-  out('DB round trips per proxied request (Parse/Query messages seen by the relay):');
+  out('DB round trips per proxied request (Parse/Query messages + HTTP queries seen by the relay):');
   kv('first proxied request (fresh isolate, after setup), before dispatch:', cold.beforeDispatch);
   kv('first proxied request (fresh isolate, after setup), total:', cold.total);
   kv(`sequential ${seq.done} (warm), before dispatch to the agent:`, seq.beforeDispatch.toFixed(2));

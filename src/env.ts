@@ -5,7 +5,10 @@ import type { WorkspaceCoordinator } from './events/workspace-coordinator';
 /** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
 export type Bindings = {
   DATABASE_URL: string;
-  /** Local only: host:port/path of the WebSocket relay in front of a plain Postgres. */
+  /**
+   * Local only: host:port/path of the WebSocket relay in front of a plain Postgres. The same relay
+   * serves Neon's SQL-over-HTTP protocol at http://host:port/sql (used as `neonConfig.fetchEndpoint`).
+   */
   NEON_WS_PROXY?: string;
   ADMIN_TOKEN?: string;
   /** base64 of 32 bytes: AES-256-GCM key for secrets at rest. */

@@ -1,17 +1,26 @@
-import { Pool, neonConfig } from '@neondatabase/serverless';
+import { Pool, neon, neonConfig, types, type NeonQueryFunction } from '@neondatabase/serverless';
 import { drizzle, type NeonDatabase } from 'drizzle-orm/neon-serverless';
+import { drizzle as drizzleHttp, type NeonHttpDatabase } from 'drizzle-orm/neon-http';
 import * as schema from '../db/schema';
 import type { Bindings } from '../env';
 
 export type Db = NeonDatabase<typeof schema>;
+type HttpDb = NeonHttpDatabase<typeof schema>;
 
 /**
- * Per-request resources: a lazily opened Pool (one per request, as Workers require) and the
- * background work that must finish after the response. `close()` runs in waitUntil and ends
- * the pool only after that work is done.
+ * Per-request resources: the database handle and the background work that must finish after the
+ * response. `close()` runs in waitUntil and ends the pool (if one was opened) only after that
+ * work is done.
+ *
+ * `db` sends every single statement over Neon's SQL-over-HTTP path (one HTTP round trip, no
+ * Postgres session of our own; Neon pools server-side). Only `db.transaction(...)` needs an
+ * interactive session: it is routed to a Pool-backed drizzle that is opened lazily, on the first
+ * transaction of the request, so a request that runs no transaction never opens a session. The
+ * split lives here and nowhere else; call sites use `scope.db` for both.
  */
 export class RequestScope {
   private pool: Pool | undefined;
+  private poolDatabase: Db | undefined;
   private database: Db | undefined;
   private readonly tasks: Promise<unknown>[] = [];
   private closing = false;
@@ -21,15 +30,34 @@ export class RequestScope {
   get db(): Db {
     if (!this.database) {
       configureNeon(this.env);
+      const http = httpDb(this.env.DATABASE_URL);
+      this.database = new Proxy(http, {
+        get: (target, prop) => {
+          if (prop === 'transaction') {
+            const viaPool = this.sessionDb();
+            return viaPool.transaction.bind(viaPool);
+          }
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }) as unknown as Db;
+    }
+    return this.database;
+  }
+
+  /** The Pool-backed drizzle: one Neon session per request, opened on first use (transactions only). */
+  private sessionDb(): Db {
+    if (!this.poolDatabase) {
+      configureNeon(this.env);
       this.pool = new Pool({ connectionString: this.env.DATABASE_URL });
       // An idle client error (peer closed) must not become an unhandled rejection.
       // An idle client dropping while we end the pool is expected; anything earlier is worth a line.
       this.pool.on('error', (err: unknown) => {
         if (!this.closing) console.warn('idle pool connection error:', err instanceof Error ? err.message : 'connection closed');
       });
-      this.database = drizzle({ client: this.pool, schema });
+      this.poolDatabase = drizzle({ client: this.pool, schema });
     }
-    return this.database;
+    return this.poolDatabase;
   }
 
   /** Runs `work` off the response path; failures are logged, never surfaced. */
@@ -53,6 +81,54 @@ export class RequestScope {
   }
 }
 
+/**
+ * Type parsing, pinned. drizzle's Pool path (neon-serverless) passes per-query parsers that leave
+ * timestamp/date/interval types (and their arrays) as text, for its column mappers to convert;
+ * everything else goes through the package's global parsers (int8 as string, json parsed...).
+ * drizzle's neon-http driver instead rewrites those global parsers when constructed, which would
+ * change what every other Pool user of the package sees (e.g. timestamps as strings from a plain
+ * `pool.query`). So: the HTTP client gets the very same per-query parsers as the Pool path, and
+ * the globals are restored right after drizzle-http is constructed.
+ */
+const TEXT_OIDS = new Set<number>([
+  1184, // timestamptz
+  1114, // timestamp
+  1082, // date
+  1186, // interval
+  1231, // numeric[] (as drizzle-orm)
+  1115, // timestamp[]
+  1185, // timestamptz[]
+  1187, // interval[]
+  1182, // date[]
+]);
+const identity = (value: string) => value;
+const pinnedTypes = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    TEXT_OIDS.has(oid) ? identity : (types.getTypeParser(oid, format) as (value: string) => unknown),
+};
+
+const httpDbs = new Map<string, HttpDb>();
+
+/** One stateless HTTP client per connection string per isolate (it holds no I/O objects). */
+function httpDb(connectionString: string): HttpDb {
+  let db = httpDbs.get(connectionString);
+  if (!db) {
+    const sql = neon(connectionString);
+    const client = Object.assign((...args: Parameters<typeof sql>) => sql(...args), {
+      query: (text: string, params?: unknown[], opts?: Record<string, unknown>) => sql.query(text, params as never, { ...opts, types: pinnedTypes } as never),
+      transaction: sql.transaction,
+    }) as unknown as NeonQueryFunction<false, false>;
+    const saved = [...TEXT_OIDS].map((oid) => [oid, types.getTypeParser(oid, 'text')] as const);
+    try {
+      db = drizzleHttp({ client, schema });
+    } finally {
+      for (const [oid, parser] of saved) types.setTypeParser(oid, parser);
+    }
+    httpDbs.set(connectionString, db);
+  }
+  return db;
+}
+
 function configureNeon(env: Bindings): void {
   const proxy = env.NEON_WS_PROXY;
   if (!proxy) return;
@@ -62,4 +138,7 @@ function configureNeon(env: Bindings): void {
   neonConfig.useSecureWebSocket = false;
   neonConfig.pipelineTLS = false;
   neonConfig.pipelineConnect = false;
+  // The same relay serves Neon's SQL-over-HTTP protocol at /sql (production: Neon's default
+  // https://api.<host>/sql). It routes by the Neon-Connection-String header, as Neon does.
+  neonConfig.fetchEndpoint = `http://${proxy.split('/')[0]}/sql`;
 }
