@@ -22,8 +22,16 @@ export type ActivityRecord = {
  * Inserts the rows in one statement, then broadcasts ACTIVITY_LOGGED with both bodies so a live
  * canvas renders the real task text rather than a placeholder. No row, no broadcast: the feed is
  * the source of truth.
+ *
+ * Rows reach a feed in `seq` order, and commit in that order too: a `since_id` poller steps past
+ * every `seq` it has read, so a row that committed after a higher one would never be delivered.
+ * `seq` is taken when a row is inserted, not when it commits, so writers to one feed queue on a
+ * per-feed transaction lock taken before the insert (both statements in one transaction, one
+ * HTTP round trip). Locks are taken in a fixed order, so two exchanges writing the same two feeds
+ * cannot deadlock.
  */
 export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string } = {}): Promise<string[]> {
+  const db = scope.db as unknown as FeedWriter;
   const insert = scope.db
     .insert(activityLogs)
     .values(
@@ -43,8 +51,15 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
       })),
     )
     .returning({ id: activityLogs.id });
-  const rows = opts.outboundFrom ? (await scope.db.execute<{ id: string }>(withOutboundTouch(opts.outboundFrom, insert.getSQL()))).rows : await insert;
-  const ids = rows.map((r) => r.id);
+  const feeds = [...new Set(records.map((r) => r.workspaceId))];
+  const lockFeeds = db.execute(sql`
+    SELECT pg_advisory_xact_lock(k)
+      FROM (SELECT DISTINCT hashtextextended('activity_feed:' || w, 0) AS k
+              FROM (VALUES ${sql.join(feeds.map((id) => sql`(${id}::text)`), sql`, `)}) AS v(w)
+             ORDER BY 1) AS ordered`);
+  const write = opts.outboundFrom ? db.execute(withOutboundTouch(opts.outboundFrom, insert.getSQL())) : db.execute(insert.getSQL());
+  const [, written] = await db.batch([lockFeeds, write]);
+  const ids = (written as { rows: { id: string }[] }).rows.map((r) => r.id);
   records.forEach((a, i) => {
     scope.defer('broadcast ACTIVITY_LOGGED', () =>
       broadcastEvent(scope.env, {
@@ -69,6 +84,12 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
   });
   return ids;
 }
+
+/** What `recordActivities` needs of the HTTP driver: raw statements, and a batch run as one transaction. */
+type FeedWriter = {
+  execute(query: SQL): unknown;
+  batch(queries: unknown[]): Promise<unknown[]>;
+};
 
 /** `last_outbound_at` is "when did this agent last talk", shown on the canvas: a minute is precise enough. */
 const OUTBOUND_TOUCH_INTERVAL = sql`interval '60 seconds'`;

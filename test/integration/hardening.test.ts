@@ -313,3 +313,33 @@ describe('the tree under concurrent deletes', () => {
     }
   });
 });
+
+describe('a feed commits in seq order', () => {
+  it('a write to a feed waits for an earlier, still uncommitted write to that feed (so a since_id poller can never step past a row)', async () => {
+    const { env } = await import('cloudflare:test');
+    const { Pool } = await import('@neondatabase/serverless');
+    const inbox = await registeredAgent({ mode: 'poll' });
+    await sql('SELECT 1'); // configures the driver for the local relay
+    const pool = new Pool({ connectionString: env.DATABASE_URL });
+    pool.on('error', () => {});
+    const client = await pool.connect();
+    try {
+      // An in-flight writer to the same feed: it holds the feed's lock and an uncommitted row.
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('activity_feed:' || $1, 0))`, [inbox.id]);
+      const [early] = (await client.query(`INSERT INTO activity_logs (workspace_id, activity_type, summary) VALUES ($1, 'a2a_receive', 'early') RETURNING seq`, [inbox.id])).rows;
+      let settled = false;
+      const sending = callJson('POST', `/workspaces/${inbox.id}/a2a`, { token: ADMIN, body: message('late') }).finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(settled).toBe(false); // queued behind the uncommitted row, not committed ahead of it
+      await client.query('COMMIT');
+      expect((await sending).status).toBe(200);
+      const rows = await sql(`SELECT summary, seq FROM activity_logs WHERE workspace_id = $1 ORDER BY seq`, [inbox.id]);
+      expect(rows.map((r) => r.summary)).toEqual(['early', 'message/send queued for poll']);
+      expect(Number(rows[1].seq)).toBeGreaterThan(Number(early.seq));
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  });
+});
