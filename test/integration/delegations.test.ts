@@ -2,9 +2,9 @@
 // §3.4 SDK delegate(), §4.13). Each replay sends what the client sends and asserts exactly the
 // fields it reads.
 import { env } from 'cloudflare:test';
-import { exports } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { ADMIN, BASE, call, callJson, loopback, received, registeredAgent, sql, waitFor } from '../support/api';
+import { subscribeEvents as subscribe } from '../support/events';
 
 type Agent = { id: string; token: string };
 
@@ -40,22 +40,6 @@ async function delegationRow(id: string) {
 const countDelegations = async (sourceId: string) =>
   (await sql('SELECT count(*)::int AS n FROM delegations WHERE source_id = $1 OR target_id = $1', [sourceId]))[0].n as number;
 
-/** A live-event subscriber on GET /workspaces/:id/events (a real WebSocket through the Worker). */
-async function subscribe(workspaceId: string, token: string) {
-  const res = await (exports as unknown as { default: Fetcher }).default.fetch(
-    new Request(`${BASE}/workspaces/${workspaceId}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` } }),
-  );
-  expect(res.status).toBe(101);
-  const socket = res.webSocket!;
-  socket.accept();
-  const messages: any[] = [];
-  socket.addEventListener('message', (e) => messages.push(JSON.parse(String(e.data))));
-  return {
-    next: (pred: (m: any) => boolean, timeoutMs = 10_000) => waitFor(async () => messages.find(pred), timeoutMs),
-    messages,
-    close: () => socket.close(),
-  };
-}
 
 const isComplete = (delegationId: string) => (m: any) => m.event === 'DELEGATION_COMPLETE' && m.payload.delegation_id === delegationId;
 

@@ -12,7 +12,7 @@ export async function subscribeEvents(workspaceId: string, token: string) {
   const messages: any[] = [];
   socket.addEventListener('message', (e) => messages.push(JSON.parse(String(e.data))));
   /** The first message matching `match`, waiting up to `ms`. */
-  async function next(match: (m: any) => boolean, ms = 5000): Promise<any> {
+  async function next(match: (m: any) => boolean, ms = 10_000): Promise<any> {
     const end = Date.now() + ms;
     for (;;) {
       const found = messages.find(match);
