@@ -45,6 +45,7 @@ const MAX_ERROR_RATE = 0.01;
 const DURABLE_OBJECTS = [
   { binding: 'WORKSPACE_COORDINATOR', className: 'WorkspaceCoordinator' },
   { binding: 'DELEGATION_DISPATCHER', className: 'DelegationDispatcher' },
+  { binding: 'ACTIVITY_WRITER', className: 'ActivityWriter' },
 ];
 
 const started = performance.now();

@@ -1,5 +1,6 @@
 import type { RequestScope } from './lib/request-scope';
 import type { DelegationDispatcher } from './delegations/dispatcher';
+import type { ActivityWriter } from './activity/writer';
 import type { WorkspaceCoordinator } from './events/workspace-coordinator';
 
 /** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
@@ -23,6 +24,7 @@ export type Bindings = {
   PROVISIONER_TOKEN?: string;
   WORKSPACE_COORDINATOR: DurableObjectNamespace<WorkspaceCoordinator>;
   DELEGATION_DISPATCHER: DurableObjectNamespace<DelegationDispatcher>;
+  ACTIVITY_WRITER: DurableObjectNamespace<ActivityWriter>;
 };
 
 export type Variables = {

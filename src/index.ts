@@ -6,6 +6,7 @@ import { sweepDelegations } from './delegations/sweep';
 
 export { WorkspaceCoordinator } from './events/workspace-coordinator';
 export { DelegationDispatcher } from './delegations/dispatcher';
+export { ActivityWriter } from './activity/writer';
 
 const app = createApp();
 

@@ -1,4 +1,5 @@
 import { recordActivities, type ActivityRecord } from '../activity/record';
+import { appendActivity } from '../activity/writer';
 import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
 import { ApiError, datastoreUnavailable } from '../errors';
 import { parseStorableJson } from '../lib/json-text';
@@ -178,18 +179,21 @@ async function enqueueBusy(scope: RequestScope, target: TargetRow, callerId: str
   }
 }
 
-/** Activity rows for both feeds, after the response. Error details are fixed texts. */
+/**
+ * Activity rows for both feeds, after the response, through the target's write-behind (durable
+ * once appended; flushed in batches). Error details are fixed texts.
+ */
 function logExchange(
   scope: RequestScope,
   x: { target: TargetRow; callerId: string | null; method: string; payload: JsonObject; outcome: Delivery; durationMs: number },
 ): void {
   const { target, callerId, method, outcome } = x;
   scope.defer('log a2a exchange', async () => {
-    const ok = outcome.kind === 'ok';
     const base = exchangeFields(x);
-    const rows: ActivityRecord[] = [{ ...base, workspaceId: target.id, activityType: 'a2a_receive', summary: `${method || 'message'} → ${target.name}` }];
-    if (callerId && callerId !== target.id) rows.push({ ...base, workspaceId: callerId, activityType: 'a2a_send', summary: `${method || 'message'} → ${target.name}` });
-    await recordActivities(scope, rows, ok && callerId ? { outboundFrom: callerId } : {});
+    const summary = `${method || 'message'} → ${target.name}`;
+    const records: (ActivityRecord & { id: string })[] = [{ ...base, id: crypto.randomUUID(), workspaceId: target.id, activityType: 'a2a_receive', summary }];
+    if (callerId && callerId !== target.id) records.push({ ...base, id: crypto.randomUUID(), workspaceId: callerId, activityType: 'a2a_send', summary });
+    await appendActivity(scope.env, target.id, { records, ...(outcome.kind === 'ok' && callerId ? { outboundFrom: callerId } : {}) });
   });
 }
 

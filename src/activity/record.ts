@@ -1,9 +1,11 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { activityLogs, type ActivityType } from '../db/schema';
-import { broadcastEvent } from '../events/publish';
+import { broadcastEvents, type EventMessage } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
 
 export type ActivityRecord = {
+  /** Minted by the writer when a row must be written at most once (a retried write-behind flush). */
+  id?: string;
   workspaceId: string;
   activityType: ActivityType;
   sourceId?: string | null;
@@ -30,12 +32,13 @@ export type ActivityRecord = {
  * HTTP round trip). Locks are taken in a fixed order, so two exchanges writing the same two feeds
  * cannot deadlock.
  */
-export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string } = {}): Promise<string[]> {
+export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string[] } = {}): Promise<string[]> {
   const db = scope.db as unknown as FeedWriter;
-  const insert = scope.db
+  const values = scope.db
     .insert(activityLogs)
     .values(
       records.map((a) => ({
+        ...(a.id ? { id: a.id } : {}),
         workspaceId: a.workspaceId,
         activityType: a.activityType,
         sourceId: a.sourceId ?? null,
@@ -49,25 +52,32 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
         errorDetail: a.errorDetail ?? null,
         durationMs: a.durationMs ?? null,
       })),
-    )
-    .returning({ id: activityLogs.id });
+    );
+  // Rows with their own ids are written at most once: a retry inserts only what is missing.
+  const insert = (records.some((r) => r.id) ? values.onConflictDoNothing({ target: activityLogs.id }) : values).returning({ id: activityLogs.id });
   const feeds = [...new Set(records.map((r) => r.workspaceId))];
   const lockFeeds = db.execute(sql`
     SELECT pg_advisory_xact_lock(k)
       FROM (SELECT DISTINCT hashtextextended('activity_feed:' || w, 0) AS k
               FROM (VALUES ${sql.join(feeds.map((id) => sql`(${id}::text)`), sql`, `)}) AS v(w)
              ORDER BY 1) AS ordered`);
-  const write = opts.outboundFrom ? db.execute(withOutboundTouch(opts.outboundFrom, insert.getSQL())) : db.execute(insert.getSQL());
+  const write = opts.outboundFrom?.length ? db.execute(withOutboundTouch(opts.outboundFrom, insert.getSQL())) : db.execute(insert.getSQL());
   const [, written] = await db.batch([lockFeeds, write]);
   const ids = (written as { rows: { id: string }[] }).rows.map((r) => r.id);
-  records.forEach((a, i) => {
-    scope.defer('broadcast ACTIVITY_LOGGED', () =>
-      broadcastEvent(scope.env, {
+  // Which record each new id belongs to: its own id, else insertion order (no conflicts possible).
+  const inserted = new Set(ids);
+  const recorded = records.map((a, i) => ({ a, id: a.id ?? ids[i]! })).filter((r) => inserted.has(r.id));
+  // One broadcast call per feed, however many rows it got.
+  const byFeed = new Map<string, EventMessage[]>();
+  for (const { a, id } of recorded) {
+    const messages = byFeed.get(a.workspaceId) ?? [];
+    byFeed.set(a.workspaceId, messages);
+    messages.push({
         event: 'ACTIVITY_LOGGED',
         workspace_id: a.workspaceId,
         timestamp: new Date().toISOString(),
         payload: {
-          id: ids[i],
+          id,
           activity_type: a.activityType,
           method: a.method ?? null,
           summary: a.summary ?? null,
@@ -79,10 +89,10 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
           ...(a.requestBody != null ? { request_body: a.requestBody } : {}),
           ...(a.responseBody != null ? { response_body: a.responseBody } : {}),
         },
-      }),
-    );
-  });
-  return ids;
+    });
+  }
+  for (const [workspaceId, messages] of byFeed) scope.defer('broadcast ACTIVITY_LOGGED', () => broadcastEvents(scope.env, workspaceId, messages));
+  return recorded.map((r) => r.id);
 }
 
 /** What `recordActivities` needs of the HTTP driver: raw statements, and a batch run as one transaction. */
@@ -99,11 +109,11 @@ const OUTBOUND_TOUCH_INTERVAL = sql`interval '60 seconds'`;
  * only when it is stale: one round trip instead of two, and no row lock taken on every call (all
  * calls from one busy caller used to queue behind each other on its workspaces row).
  */
-function withOutboundTouch(callerId: string, insert: SQL): SQL {
+function withOutboundTouch(callerIds: string[], insert: SQL): SQL {
   return sql`
     WITH touched AS (
       UPDATE workspaces SET last_outbound_at = now()
-       WHERE id = ${callerId} AND (last_outbound_at IS NULL OR last_outbound_at < now() - ${OUTBOUND_TOUCH_INTERVAL})
+       WHERE id IN ${callerIds} AND (last_outbound_at IS NULL OR last_outbound_at < now() - ${OUTBOUND_TOUCH_INTERVAL})
       RETURNING 1
     )
     ${insert}`;

@@ -35,3 +35,10 @@ export async function broadcastEvent(env: RequestScope['env'], message: EventMes
   const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(message.workspace_id));
   await stub.broadcast(JSON.stringify(message));
 }
+
+/** Several events for one workspace's subscribers in one call (a write-behind batch, both rows of an exchange). */
+export async function broadcastEvents(env: RequestScope['env'], workspaceId: string, messages: EventMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(workspaceId));
+  await stub.broadcastMany(messages.map((m) => JSON.stringify(m)));
+}

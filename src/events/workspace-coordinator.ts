@@ -52,6 +52,13 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
     return delivered;
   }
 
+  /** Several serialized events, in order, in one call. */
+  broadcastMany(messages: string[]): number {
+    let delivered = 0;
+    for (const message of messages) delivered += this.broadcast(message);
+    return delivered;
+  }
+
   override webSocketMessage(): void {
     // Subscribers only listen; anything they send is ignored.
   }
