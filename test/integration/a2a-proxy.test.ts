@@ -1,16 +1,9 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
-import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor } from '../support/api';
+import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor, a2aMessage, uniq } from '../support/api';
 
-const message = (text = 'hello') => ({
-  jsonrpc: '2.0',
-  id: 'req-1',
-  method: 'message/send',
-  params: { message: { role: 'user', messageId: crypto.randomUUID(), parts: [{ kind: 'text', text }] } },
-});
-
-const uniq = () => crypto.randomUUID().slice(0, 8);
+const message = a2aMessage;
 
 async function pair(targetPath: (name: string) => string, opts: { runtime?: string } = {}) {
   const name = uniq();

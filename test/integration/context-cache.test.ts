@@ -5,16 +5,9 @@
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONTEXT_TTL_MS, contextCacheForTests, forgetContexts } from '../../src/a2a/context-cache';
-import { ADMIN, call, callJson, createWorkspace, loopback, received, registeredAgent, sqlElsewhere } from '../support/api';
+import { ADMIN, call, callJson, createWorkspace, loopback, received, registeredAgent, sqlElsewhere, a2aMessage, uniq } from '../support/api';
 
-const message = (text = 'hello') => ({
-  jsonrpc: '2.0',
-  id: 'req-1',
-  method: 'message/send',
-  params: { message: { role: 'user', messageId: crypto.randomUUID(), parts: [{ kind: 'text', text }] } },
-});
-
-const uniq = () => crypto.randomUUID().slice(0, 8);
+const message = a2aMessage;
 const a2a = (targetId: string, token: string | undefined, headers: Record<string, string> = {}) =>
   callJson('POST', `/workspaces/${targetId}/a2a`, { token, body: message(), headers });
 const loads = contextCacheForTests.loads;

@@ -9,9 +9,8 @@ import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RequestScope } from '../../src/lib/request-scope';
 import { storeAgentCard } from '../../src/workspaces/peers';
-import { ADMIN, BASE, api, call, callJson, createWorkspace, loopback, sql, waitFor } from '../support/api';
+import { ADMIN, BASE, api, call, callJson, createWorkspace, loopback, sql, waitFor, uniq } from '../support/api';
 
-const uniq = () => crypto.randomUUID().slice(0, 8);
 const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
 const proxyUrl = (id: string) => `${BASE}/workspaces/${id}/a2a`;
 

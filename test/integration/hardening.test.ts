@@ -1,19 +1,14 @@
 // What a hostile or careless caller could do to main before the hardening issue: each block
 // reproduces one hole against the real Worker and real Postgres and asserts the fixed behaviour.
 import { describe, expect, it } from 'vitest';
-import { ADMIN, call, callJson, createWorkspace, loopback, received, registeredAgent, sql } from '../support/api';
+import { ADMIN, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, a2aMessage } from '../support/api';
 
 const card = { name: 'agent' };
 const deep = (levels: number, leaf = '1') => '['.repeat(levels) + leaf + ']'.repeat(levels);
 const NUL = '\u0000';
 const countWhere = async (table: string, column: string, id: string) =>
   (await sql(`SELECT count(*)::int AS n FROM ${table} WHERE ${column} = $1`, [id]))[0].n as number;
-const message = (text: string, extra: Record<string, unknown> = {}) => ({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'message/send',
-  params: { message: { role: 'user', messageId: crypto.randomUUID(), parts: [{ kind: 'text', text }], ...extra } },
-});
+const message = a2aMessage;
 
 describe('issue-once tokens under concurrency', () => {
   it('50 concurrent first registrations: exactly one gets the token, the rest 401', async () => {

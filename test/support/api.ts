@@ -170,3 +170,13 @@ export async function registeredAgent(opts: { url?: string; mode?: 'push' | 'pol
 
 /** What a loopback agent named `name` has received so far (see loopback-servers.ts). */
 export const received = async (name: string) => (await (await fetch(loopback(`/_received/${name}`))).json()) as { body: string; headers: Record<string, string> }[];
+
+/** An A2A v0.3 `message/send` request with one text part (`extra` is merged into the message). */
+export const a2aMessage = (text = 'hello', extra: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id: 'req-1',
+  method: 'message/send',
+  params: { message: { role: 'user', messageId: crypto.randomUUID(), parts: [{ kind: 'text', text }], ...extra } },
+});
+
+export const uniq = () => crypto.randomUUID().slice(0, 8);
