@@ -3,11 +3,13 @@ import {
   bigint,
   boolean,
   check,
+  date,
   doublePrecision,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   smallint,
   text,
   timestamp,
@@ -62,7 +64,7 @@ export type DelegationStatus = (typeof DELEGATION_STATUSES)[number];
 export const MEMORY_SCOPES = ['LOCAL', 'TEAM', 'GLOBAL'] as const;
 export type MemoryScope = (typeof MEMORY_SCOPES)[number];
 
-export const QUEUE_STATUSES = ['queued', 'dispatched', 'completed', 'failed', 'dropped'] as const;
+export const QUEUE_STATUSES = ['queued', 'dispatched', 'completed', 'failed', 'dropped', 'expired'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
 
 /** Largest value of a Postgres `integer` column: inputs bound for one are validated against it. */
@@ -105,10 +107,17 @@ export const workspaces = pgTable(
     talkToUserEnabled: boolean('talk_to_user_enabled').notNull().default(true),
     /** When the workspace became a tombstone (`removed`); shown in the 410 re-onboarding answer. */
     removedAt: ts('removed_at'),
+    /** The EC2 instance running the agent (SaaS); null for containers and external agents. */
+    instanceId: text('instance_id'),
+    /** When the current provisioning began: the provision-timeout deadline counts from here. */
+    provisioningSince: ts('provisioning_since'),
+    /** Idle minutes after which the agent is hibernated; 0 = never. */
+    hibernationIdleMinutes: integer('hibernation_idle_minutes').notNull().default(0),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
   (t) => [
+    check('workspaces_hibernation_idle_minutes_check', sql`${t.hibernationIdleMinutes} >= 0`),
     check('workspaces_status_check', sql`${t.status} IN (${inList(WORKSPACE_STATUSES)})`),
     check('workspaces_delivery_mode_check', sql`${t.deliveryMode} IN (${inList(DELIVERY_MODES)})`),
     check('workspaces_workspace_access_check', sql`${t.workspaceAccess} IN (${inList(WORKSPACE_ACCESS)})`),
@@ -323,5 +332,24 @@ export const memories = pgTable(
     check('memories_scope_check', sql`${t.scope} IN (${inList(MEMORY_SCOPES)})`),
     index('memories_ws_created_idx').on(t.workspaceId, t.createdAt.desc()),
     index('memories_scope_idx').on(t.scope, t.createdAt.desc()),
+  ],
+);
+
+// Token usage reported in A2A responses, summed per workspace and day.
+export const workspaceTokenUsage = pgTable(
+  'workspace_token_usage',
+  {
+    workspaceId: uuid('workspace_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    periodStart: date('period_start', { mode: 'string' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull().default(0),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull().default(0),
+    callCount: bigint('call_count', { mode: 'number' }).notNull().default(0),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.workspaceId, t.periodStart] }),
+    check('workspace_token_usage_nonnegative_check', sql`${t.inputTokens} >= 0 AND ${t.outputTokens} >= 0 AND ${t.callCount} >= 0`),
   ],
 );
