@@ -24,9 +24,13 @@ const KEY_PREFIX = 'pending:';
  * not written here: it is the delivery itself, written before the sender's 200.
  */
 export class ActivityWriter extends DurableObject<Bindings> {
-  async append(entry: PendingActivity): Promise<void> {
+  /** Accepts several exchanges in one call (one storage write); resolves once all are durable. */
+  async append(entries: PendingActivity[]): Promise<void> {
     // Time-ordered keys: storage lists them in acceptance order, and the flush keeps that order.
-    await this.ctx.storage.put(`${KEY_PREFIX}${Date.now().toString().padStart(15, '0')}:${crypto.randomUUID()}`, entry);
+    const stamp = Date.now().toString().padStart(15, '0');
+    const batch: Record<string, PendingActivity> = {};
+    entries.forEach((entry, i) => (batch[`${KEY_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`] = entry));
+    await this.ctx.storage.put(batch);
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + FLUSH_DELAY_MS);
   }
 
@@ -56,7 +60,60 @@ export class ActivityWriter extends DurableObject<Bindings> {
   }
 }
 
-/** Hands an exchange's rows to the target's writer; once this resolves they are durable. */
+/** Entries per `append` call: storage.put takes at most 128 keys at once. */
+const APPEND_MAX_ENTRIES = 128;
+/** How long a request waits for another request's send to carry its entry before sending it itself. */
+const CARRIED_ACK_TIMEOUT_MS = 10_000;
+
+type Waiting = { entry: PendingActivity; settle: (carried: boolean) => void };
+/** Per isolate and target: entries waiting for the send in flight, and whether one is. */
+const outboxes = new Map<string, { waiting: Waiting[]; sending: boolean }>();
+
+/**
+ * Hands an exchange's rows to the target's writer; once this resolves they are durable.
+ *
+ * One call to the writer per exchange cost the Worker as much CPU as the rest of the proxy (the
+ * bench: 0.26× direct with it, 0.45× without), so exchanges of one isolate share calls: the
+ * first caller sends at once and, while its call is in flight, later entries wait for it; it then
+ * sends them together. Nothing depends on the sender's request living on: every caller waits for
+ * its own entry to be confirmed and, if the carrying call failed or never answered, sends it
+ * itself. A duplicate send is harmless (row ids are minted before, the flush writes each once).
+ */
 export async function appendActivity(env: Bindings, targetId: string, entry: PendingActivity): Promise<void> {
-  await env.ACTIVITY_WRITER.getByName(targetId).append(entry);
+  let box = outboxes.get(targetId);
+  if (!box) outboxes.set(targetId, (box = { waiting: [], sending: false }));
+  if (box.sending) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const carried = await new Promise<boolean>((settle) => {
+      timer = setTimeout(() => settle(false), CARRIED_ACK_TIMEOUT_MS);
+      box.waiting.push({ entry, settle });
+    });
+    clearTimeout(timer);
+    if (carried) return;
+    await env.ACTIVITY_WRITER.getByName(targetId).append([entry]);
+    return;
+  }
+  box.sending = true;
+  try {
+    await env.ACTIVITY_WRITER.getByName(targetId).append([entry]);
+  } finally {
+    await sendWaiting(env, targetId, box);
+  }
+}
+
+/** The sender's loop: everything that queued behind its call, in batches, until none is left. */
+async function sendWaiting(env: Bindings, targetId: string, box: { waiting: Waiting[]; sending: boolean }): Promise<void> {
+  const writer = env.ACTIVITY_WRITER.getByName(targetId);
+  while (box.waiting.length > 0) {
+    const batch = box.waiting.splice(0, APPEND_MAX_ENTRIES);
+    try {
+      await writer.append(batch.map((w) => w.entry));
+      for (const w of batch) w.settle(true);
+    } catch (err) {
+      console.error('activity append failed; its callers send their own', err);
+      for (const w of batch) w.settle(false);
+    }
+  }
+  box.sending = false;
+  if (outboxes.get(targetId) === box) outboxes.delete(targetId);
 }

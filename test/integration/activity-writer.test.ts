@@ -2,7 +2,8 @@
 // is never lost, and never written twice, whichever step of a flush dies.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import type { ActivityWriter, PendingActivity } from '../../src/activity/writer';
+import { appendActivity, type ActivityWriter, type PendingActivity } from '../../src/activity/writer';
+import type { Bindings } from '../../src/env';
 import { registeredAgent, sql } from '../support/api';
 
 async function exchange() {
@@ -69,6 +70,58 @@ describe('activity write-behind', () => {
     expect(kept.alarm).not.toBeNull();
     await runInDurableObject(writer, async (_instance: ActivityWriter, state) => {
       await state.storage.deleteAll();
+    });
+  });
+
+  describe('exchanges of one isolate share calls to the writer', () => {
+    /** The real writer behind a wrapper that counts calls (and can refuse the ones carrying several entries). */
+    function countingEnv(refuseShared = false) {
+      const calls: number[] = [];
+      const wrapped = {
+        ...env,
+        ACTIVITY_WRITER: {
+          getByName: (name: string) => ({
+            append: async (entries: PendingActivity[]) => {
+              calls.push(entries.length);
+              if (refuseShared && entries.length > 1) throw new Error('writer call failed');
+              await env.ACTIVITY_WRITER.getByName(name).append(entries);
+            },
+          }),
+        },
+      } as unknown as Bindings;
+      return { calls, env: wrapped };
+    }
+
+    async function concurrentExchanges(n: number) {
+      const { target, caller } = await exchange();
+      const entries: PendingActivity[] = Array.from({ length: n }, (_, i) => ({
+        records: [{ id: crypto.randomUUID(), workspaceId: target.id, activityType: 'a2a_receive', sourceId: caller.id, targetId: target.id, summary: `shared ${i}`, status: 'ok' }],
+      }));
+      return { target, entries, ids: entries.map((e) => e.records[0]!.id).sort() };
+    }
+
+    const flushAll = async (targetId: string) => {
+      const writer = env.ACTIVITY_WRITER.getByName(targetId);
+      while ((await runInDurableObject(writer, (instance: ActivityWriter) => instance.flush())) > 0);
+    };
+
+    it('40 concurrent appends reach the writer in a few calls, and every row is written once', async () => {
+      const { target, entries, ids } = await concurrentExchanges(40);
+      const counting = countingEnv();
+      await Promise.all(entries.map((entry) => appendActivity(counting.env, target.id, entry)));
+      expect(counting.calls.reduce((a, b) => a + b, 0)).toBe(40);
+      expect(counting.calls.length).toBeLessThanOrEqual(3); // the first alone, the rest together
+      await flushAll(target.id);
+      expect(await rowsOf(ids)).toEqual(ids);
+    });
+
+    it('when the shared call fails, every caller sends its own entry: nothing is lost', async () => {
+      const { target, entries, ids } = await concurrentExchanges(20);
+      const counting = countingEnv(true);
+      await Promise.all(entries.map((entry) => appendActivity(counting.env, target.id, entry)));
+      expect(counting.calls.some((n) => n > 1)).toBe(true); // a shared call was tried…
+      await flushAll(target.id);
+      expect(await rowsOf(ids)).toEqual(ids); // …and its entries arrived anyway
     });
   });
 });
