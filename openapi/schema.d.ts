@@ -2803,7 +2803,7 @@ export interface components {
             workspace_id: string;
             caller_id: string | null;
             /** @enum {string} */
-            status: "queued" | "dispatched" | "completed" | "failed" | "dropped";
+            status: "queued" | "dispatched" | "completed" | "failed" | "dropped" | "expired";
             method: string | null;
             priority: number;
             attempts: number;
