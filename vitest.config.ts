@@ -27,5 +27,20 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    projects: [
+      // The Worker, in workerd, with the database and loopback peers above.
+      { extends: true, test: { name: 'worker' } },
+      // provisioner-agent: plain Node (dockerode, the AWS SDK), none of the Worker's setup.
+      {
+        extends: false,
+        test: {
+          name: 'provisioner-agent',
+          environment: 'node',
+          include: ['provisioner-agent/test/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
   },
 });
