@@ -31,7 +31,9 @@ export function retentionDays(env: Pick<Bindings, 'ACTIVITY_RETENTION_DAYS'>): n
  * of turning into a 410. No feed lock is needed: nothing here inserts, and only rows long
  * committed are touched.
  */
-export async function pruneActivity(db: Db, opts: { days: number; batchRows?: number; maxBatches?: number }): Promise<number> {
+export async function pruneActivity(db: Db, opts: { days: number; batchRows?: number; maxBatches?: number; workspaceIds?: string[] }): Promise<number> {
+  // Only these feeds (tests share one datastore with other suites running at the same time).
+  const only = opts.workspaceIds ? sql`AND a.workspace_id IN ${opts.workspaceIds}` : sql``;
   const batchRows = opts.batchRows ?? RETENTION_BATCH_ROWS;
   const maxBatches = opts.maxBatches ?? RETENTION_MAX_BATCHES;
   let deleted = 0;
@@ -40,7 +42,7 @@ export async function pruneActivity(db: Db, opts: { days: number; batchRows?: nu
       DELETE FROM activity_logs
        WHERE ctid = ANY (ARRAY(
          SELECT a.ctid FROM activity_logs a
-          WHERE a.created_at < now() - make_interval(days => ${opts.days})
+          WHERE a.created_at < now() - make_interval(days => ${opts.days}) ${only}
             AND EXISTS (SELECT 1 FROM activity_logs n
                          WHERE n.workspace_id = a.workspace_id AND n.activity_type = a.activity_type AND n.seq > a.seq)
           LIMIT ${batchRows}))`);
