@@ -2672,6 +2672,206 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/workspaces/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tokens the workspace's agent reported in its A2A answers, per UTC day */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Periods from the last N days (default 30) */
+                    days?: number;
+                    /** @description At most this many periods (default 366) */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Usage, newest period first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkspaceUsage"];
+                    };
+                };
+                /** @description Invalid input (the body names the field and the rule, never the value) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found (or not visible to this credential) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Temporarily unavailable; retry (see Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's live events over a WebSocket (the canvas feed)
+         * @description Operators (ADMIN_TOKEN, org tokens) receive every event of the tenant; a workspace token receives the events of its own workspace and of the workspaces it may communicate with (the A2A hierarchy rule). Each message is `{event, workspace_id, timestamp, payload}`. A revoked credential or removed workspace ends the connection.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Switching to the WebSocket protocol */
+                101: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description WebSocket upgrade required */
+                426: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Temporarily unavailable; retry (see Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The same live events as GET /ws, as Server-Sent Events (for clients that cannot hold a WebSocket)
+         * @description Operators (ADMIN_TOKEN, org tokens) receive every event of the tenant; a workspace token receives the events of its own workspace and of the workspaces it may communicate with (the A2A hierarchy rule). Each message is `{event, workspace_id, timestamp, payload}`. A revoked credential or removed workspace ends the connection. Each event is `event: <EVENT>` plus `data: <message JSON>`; a comment line every 15 s keeps the stream open. A client that stops reading loses events past 64 queued ones.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description An endless event stream */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Temporarily unavailable; retry (see Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3076,6 +3276,28 @@ export interface components {
             error?: string;
             /** @description Kept up to 4096 characters; empty means none */
             response_preview?: string;
+        };
+        WorkspaceUsage: {
+            workspace_id: string;
+            /** @description Newest first; days without reported usage are absent */
+            periods: components["schemas"]["UsagePeriod"][];
+            totals: {
+                input_tokens: number;
+                output_tokens: number;
+                call_count: number;
+            };
+        };
+        UsagePeriod: {
+            /**
+             * Format: date
+             * @description The UTC day
+             */
+            period_start: string;
+            input_tokens: number;
+            output_tokens: number;
+            call_count: number;
+            /** Format: date-time */
+            updated_at: string;
         };
     };
     responses: never;

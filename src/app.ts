@@ -7,10 +7,12 @@ import { activityRoutes } from './routes/activity';
 import { delegationRoutes } from './routes/delegations';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
+import { liveEventRoutes } from './routes/live-events';
 import { memoryRoutes } from './routes/memories';
 import { notifyRoutes } from './routes/notify';
 import { orgTokenRoutes } from './routes/org-tokens';
 import { registryRoutes } from './routes/registry';
+import { usageRoutes } from './routes/usage';
 import { workspaceStateRoutes } from './routes/workspace-state';
 import { workspaceTokenRoutes } from './routes/workspace-tokens';
 import { workspaceRoutes } from './routes/workspaces';
@@ -37,6 +39,8 @@ const ROUTERS = [
   notifyRoutes,
   memoryRoutes,
   delegationRoutes,
+  usageRoutes,
+  liveEventRoutes,
 ];
 
 export function createApp() {

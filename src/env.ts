@@ -2,6 +2,7 @@ import type { RequestScope } from './lib/request-scope';
 import type { DelegationDispatcher } from './delegations/dispatcher';
 import type { ActivityWriter } from './activity/writer';
 import type { WorkspaceCoordinator } from './events/workspace-coordinator';
+import type { EventHub } from './events/hub';
 
 /** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
 export type Bindings = {
@@ -22,9 +23,14 @@ export type Bindings = {
   /** Provisioner API (provisioner-agent or control plane); unset = no provisioner. */
   PROVISIONER_URL?: string;
   PROVISIONER_TOKEN?: string;
+  /** Seconds an agent may send nothing during a dispatch (default 300; a heartbeat's `idle_timeout_seconds` overrides it per workspace). */
+  A2A_IDLE_TIMEOUT_SECONDS?: string;
+  /** Days of activity rows the cron keeps (default 7). */
+  ACTIVITY_RETENTION_DAYS?: string;
   WORKSPACE_COORDINATOR: DurableObjectNamespace<WorkspaceCoordinator>;
   DELEGATION_DISPATCHER: DurableObjectNamespace<DelegationDispatcher>;
   ACTIVITY_WRITER: DurableObjectNamespace<ActivityWriter>;
+  EVENT_HUB: DurableObjectNamespace<EventHub>;
 };
 
 export type Variables = {

@@ -5,6 +5,7 @@ import { requestRestart } from '../provisioning/restart';
 import { markDeadIfNotRunning } from './dead-agent';
 import { isUpstreamDeadStatus } from './dead-status';
 import { dispatchToAgent } from './dispatch';
+import { idleTimeoutMs } from './idle-timeout';
 import type { TargetRow } from './proxy-context';
 import { checkAgentUrl } from './ssrf';
 
@@ -50,7 +51,7 @@ export function resolveAgentUrl(scope: RequestScope, target: TargetRow): string 
  * answered 502 keeps its status.
  */
 export async function deliver(scope: RequestScope, target: TargetRow, url: string, payload: string, deadlineMs: number, headerTimeoutMs?: number): Promise<Delivery> {
-  const result = await dispatchToAgent(url, payload, deadlineMs, headerTimeoutMs);
+  const result = await dispatchToAgent(url, payload, deadlineMs, headerTimeoutMs, idleTimeoutMs(scope.env, target));
   switch (result.kind) {
     case 'response':
       if (result.status < 300) return { kind: 'ok', status: result.status, body: result.body, contentType: result.contentType };

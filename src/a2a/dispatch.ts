@@ -5,6 +5,8 @@ export const MAX_RESPONSE_BYTES = 10 * MiB;
 const RESPONSE_HEADER_TIMEOUT_MS = 60_000;
 export const AGENT_CALLER_CEILING_MS = 30 * 60_000;
 export const CANVAS_CALLER_CEILING_MS = 5 * 60_000;
+/** How long an agent may send nothing at all before the dispatch gives up on it (SPEC §8.7). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export type DispatchResult =
   | { kind: 'response'; status: number; body: Uint8Array; contentType: string | null }
@@ -18,14 +20,25 @@ export type DispatchResult =
  * POSTs the normalised body to the agent. Workers' fetch exposes no separate connect timeout, so
  * the response-header deadline (60 s, or the overall deadline if shorter) bounds connect + TLS +
  * first byte; the overall deadline bounds the body too. There is deliberately no shorter
- * whole-request cap: agents legitimately think for minutes.
+ * whole-request cap: agents legitimately think for minutes. The idle timeout ends a dispatch
+ * whose agent has sent nothing for that long: before the headers that is `busy` (queued), after
+ * them an unreadable body (the agent had the request).
  */
-export async function dispatchToAgent(url: string, body: string, deadlineMs: number, headerTimeoutMs = RESPONSE_HEADER_TIMEOUT_MS): Promise<DispatchResult> {
+export async function dispatchToAgent(
+  url: string,
+  body: string,
+  deadlineMs: number,
+  headerTimeoutMs = RESPONSE_HEADER_TIMEOUT_MS,
+  idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS,
+): Promise<DispatchResult> {
   const controller = new AbortController();
   const abort = () => controller.abort(new DOMException('agent deadline exceeded', 'TimeoutError'));
   const overallTimer = setTimeout(abort, deadlineMs);
-  // Only until the headers arrive: a slow body is governed by the overall deadline alone.
+  // Only until the headers arrive: a slow body is governed by the idle timer and the overall deadline.
   const headerTimer = setTimeout(abort, Math.min(headerTimeoutMs, deadlineMs));
+  // Silence, not duration: any byte from the agent (its headers, each body chunk) restarts it, so
+  // an agent that keeps streaming runs to the overall deadline and a silent one is let go.
+  const idle = new IdleTimer(abort, idleTimeoutMs);
   try {
     let res: Response;
     try {
@@ -41,11 +54,45 @@ export async function dispatchToAgent(url: string, body: string, deadlineMs: num
     } finally {
       clearTimeout(headerTimer);
     }
-    const read = await readCapped(res, MAX_RESPONSE_BYTES);
+    idle.touch();
+    const read = await readCapped(res, MAX_RESPONSE_BYTES, () => idle.touch());
     if (read.kind !== 'ok') return { kind: 'body_failed', status: res.status, reason: read.kind };
     return { kind: 'response', status: res.status, body: read.bytes, contentType: res.headers.get('Content-Type') };
   } finally {
     clearTimeout(overallTimer);
+    idle.stop();
+  }
+}
+
+/**
+ * Restarting a timer per chunk would churn timers on a fast stream; instead the timer fires at
+ * the earliest possible expiry and re-arms itself for the remainder when bytes arrived meanwhile.
+ */
+class IdleTimer {
+  private last = Date.now();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly onIdle: () => void,
+    private readonly ms: number,
+  ) {
+    this.arm(ms);
+  }
+
+  touch(): void {
+    this.last = Date.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => {
+      const silent = Date.now() - this.last;
+      if (silent >= this.ms) this.onIdle();
+      else this.arm(this.ms - silent);
+    }, ms);
   }
 }
 
@@ -83,17 +130,17 @@ async function acceptsConnections(url: string): Promise<boolean> {
   }
 }
 
-async function readCapped(res: Response, maxBytes: number): Promise<{ kind: 'ok'; bytes: Uint8Array } | { kind: 'too_large' } | { kind: 'read_failed' }> {
+async function readCapped(res: Response, maxBytes: number, onChunk: () => void): Promise<{ kind: 'ok'; bytes: Uint8Array } | { kind: 'too_large' } | { kind: 'read_failed' }> {
   const declared = Number(res.headers.get('Content-Length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel().catch(() => {});
     return { kind: 'too_large' };
   }
   try {
-    const bytes = await readStreamCapped(res.body, maxBytes);
+    const bytes = await readStreamCapped(res.body, maxBytes, onChunk);
     return bytes === 'too_large' ? { kind: 'too_large' } : { kind: 'ok', bytes };
   } catch (err) {
-    // The overall deadline aborting mid-body lands here too: the agent got the request.
+    // The overall deadline or the idle timer aborting mid-body lands here too: the agent got the request.
     console.warn('agent response body read failed', err);
     return { kind: 'read_failed' };
   }

@@ -10,7 +10,8 @@ export type TargetRow = {
   url: string | null;
   delivery_mode: DeliveryMode | null;
   runtime: string;
-  runtime_metadata: { capabilities?: Record<string, boolean> } | null;
+  /** As the last heartbeat sent it (src/routes/registry.ts): capabilities and the idle override. */
+  runtime_metadata: { capabilities?: Record<string, boolean>; idle_timeout_seconds?: number } | null;
   budget_limit: number | null;
   monthly_spend: number;
 };

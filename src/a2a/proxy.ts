@@ -12,6 +12,7 @@ import { normalizeA2ARequest, type JsonObject } from './normalize';
 import { cachedProxyContext, noteTokenTouched } from './context-cache';
 import { deliveryModeOf, hasCapability, type TargetRow } from './proxy-context';
 import { enqueue } from './queue';
+import { tokenUsageOf } from '../usage/token-usage';
 
 export type ProxyRequest = {
   targetId: string;
@@ -191,7 +192,19 @@ function logExchange(
   scope.defer('log a2a exchange', async () => {
     const base = exchangeFields(x);
     const summary = `${method || 'message'} → ${target.name}`;
-    const records: (ActivityRecord & { id: string })[] = [{ ...base, id: crypto.randomUUID(), workspaceId: target.id, activityType: 'a2a_receive', summary }];
+    const answered = outcome.kind === 'ok';
+    const records: (ActivityRecord & { id: string })[] = [
+      {
+        ...base,
+        id: crypto.randomUUID(),
+        workspaceId: target.id,
+        activityType: 'a2a_receive',
+        summary,
+        // Go sends A2A_RESPONSE to canvas callers only: an agent caller reads its answer from the response.
+        announceResponse: answered && !callerId,
+        tokenUsage: answered ? tokenUsageOf(base.responseBody) : undefined,
+      },
+    ];
     if (callerId && callerId !== target.id) records.push({ ...base, id: crypto.randomUUID(), workspaceId: callerId, activityType: 'a2a_send', summary });
     await appendActivity(scope.env, target.id, { records, ...(outcome.kind === 'ok' && callerId ? { outboundFrom: callerId } : {}) });
   });

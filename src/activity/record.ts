@@ -1,7 +1,8 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { activityLogs, type ActivityType } from '../db/schema';
-import { broadcastEvents, type EventMessage } from '../events/publish';
+import { broadcastBatch, type EventMessage } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
+import { usageUpsert, type TokenUsage, type UsageEntry } from '../usage/token-usage';
 
 export type ActivityRecord = {
   /** Minted by the writer when a row must be written at most once (a retried write-behind flush). */
@@ -18,6 +19,10 @@ export type ActivityRecord = {
   status?: 'ok' | 'error';
   errorDetail?: string | null;
   durationMs?: number | null;
+  /** A canvas caller's answered exchange: also a broadcast-only A2A_RESPONSE, so its chat shows the answer at once. */
+  announceResponse?: boolean;
+  /** Tokens the answer reports, added to the workspace's daily usage in the same statement as the row. */
+  tokenUsage?: TokenUsage;
 };
 
 /**
@@ -34,6 +39,8 @@ export type ActivityRecord = {
  */
 export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string[] } = {}): Promise<string[]> {
   const db = scope.db as unknown as FeedWriter;
+  // Usage is keyed by its row's id: a batch carrying usage gets ids here if the writer minted none.
+  if (records.some((r) => r.tokenUsage && !r.id)) records = records.map((r) => (r.id ? r : { ...r, id: crypto.randomUUID() }));
   const values = scope.db
     .insert(activityLogs)
     .values(
@@ -61,17 +68,16 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
       FROM (SELECT DISTINCT hashtextextended('activity_feed:' || w, 0) AS k
               FROM (VALUES ${sql.join(feeds.map((id) => sql`(${id}::text)`), sql`, `)}) AS v(w)
              ORDER BY 1) AS ordered`);
-  const write = opts.outboundFrom?.length ? db.execute(withOutboundTouch(opts.outboundFrom, insert.getSQL())) : db.execute(insert.getSQL());
+  const usage: UsageEntry[] = records.flatMap((r) => (r.tokenUsage ? [{ activityId: r.id!, workspaceId: r.workspaceId, ...r.tokenUsage }] : []));
+  const write = db.execute(writeStatement(insert.getSQL(), { outboundFrom: opts.outboundFrom ?? [], usage }));
   const [, written] = await db.batch([lockFeeds, write]);
   const ids = (written as { rows: { id: string }[] }).rows.map((r) => r.id);
   // Which record each new id belongs to: its own id, else insertion order (no conflicts possible).
   const inserted = new Set(ids);
   const recorded = records.map((a, i) => ({ a, id: a.id ?? ids[i]! })).filter((r) => inserted.has(r.id));
-  // One broadcast call per feed, however many rows it got.
-  const byFeed = new Map<string, EventMessage[]>();
+  // One broadcast call per feed and one to the tenant hub, however many rows the batch has.
+  const messages: EventMessage[] = [];
   for (const { a, id } of recorded) {
-    const messages = byFeed.get(a.workspaceId) ?? [];
-    byFeed.set(a.workspaceId, messages);
     messages.push({
         event: 'ACTIVITY_LOGGED',
         workspace_id: a.workspaceId,
@@ -90,8 +96,16 @@ export async function recordActivities(scope: RequestScope, records: ActivityRec
           ...(a.responseBody != null ? { response_body: a.responseBody } : {}),
         },
     });
+    if (a.announceResponse && a.responseBody != null) {
+      messages.push({
+        event: 'A2A_RESPONSE',
+        workspace_id: a.workspaceId,
+        timestamp: new Date().toISOString(),
+        payload: { response_body: a.responseBody, method: a.method ?? null, duration_ms: a.durationMs ?? null },
+      });
+    }
   }
-  for (const [workspaceId, messages] of byFeed) scope.defer('broadcast ACTIVITY_LOGGED', () => broadcastEvents(scope.env, workspaceId, messages));
+  scope.defer('broadcast ACTIVITY_LOGGED', () => broadcastBatch(scope.env, messages));
   return recorded.map((r) => r.id);
 }
 
@@ -105,16 +119,21 @@ type FeedWriter = {
 const OUTBOUND_TOUCH_INTERVAL = sql`interval '60 seconds'`;
 
 /**
- * The caller's `last_outbound_at` rides in the same statement as the exchange's activity rows, and
- * only when it is stale: one round trip instead of two, and no row lock taken on every call (all
- * calls from one busy caller used to queue behind each other on its workspaces row).
+ * The insert, plus what rides in the same statement (one round trip, no extra lock): the callers'
+ * `last_outbound_at`, only when stale (no row lock taken on every call: all calls from one busy
+ * caller used to queue behind each other on its workspaces row), and the batch's token usage,
+ * counted only for rows this statement inserted. Returns the inserted ids either way.
  */
-function withOutboundTouch(callerIds: string[], insert: SQL): SQL {
-  return sql`
-    WITH touched AS (
+function writeStatement(insert: SQL, opts: { outboundFrom: string[]; usage: UsageEntry[] }): SQL {
+  const ctes: SQL[] = [];
+  if (opts.outboundFrom.length > 0) {
+    ctes.push(sql`touched AS (
       UPDATE workspaces SET last_outbound_at = now()
-       WHERE id IN ${callerIds} AND (last_outbound_at IS NULL OR last_outbound_at < now() - ${OUTBOUND_TOUCH_INTERVAL})
+       WHERE id IN ${opts.outboundFrom} AND (last_outbound_at IS NULL OR last_outbound_at < now() - ${OUTBOUND_TOUCH_INTERVAL})
       RETURNING 1
-    )
-    ${insert}`;
+    )`);
+  }
+  if (opts.usage.length === 0) return ctes.length > 0 ? sql`WITH ${sql.join(ctes, sql`, `)} ${insert}` : insert;
+  ctes.push(sql`written AS (${insert})`, sql`counted AS (${usageUpsert(opts.usage, sql.raw('written'))})`);
+  return sql`WITH ${sql.join(ctes, sql`, `)} SELECT id FROM written`;
 }

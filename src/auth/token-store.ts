@@ -133,3 +133,24 @@ export async function revokeOrgToken(db: Db, tokenId: string): Promise<boolean> 
   forgetContexts({ tokenIds: [tokenId] });
   return revoked.length > 0;
 }
+
+/**
+ * Which of these token ids are still live (workspace tokens: of a live workspace too). For holders
+ * of long-lived connections, which were authorised once: one statement for all of them.
+ */
+export async function liveTokenIds(db: Db, ids: { workspace: string[]; org: string[] }): Promise<Set<string>> {
+  const live = new Set<string>();
+  if (ids.workspace.length > 0) {
+    const rows = await db
+      .select({ id: workspaceAuthTokens.id })
+      .from(workspaceAuthTokens)
+      .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
+      .where(and(inArray(workspaceAuthTokens.id, ids.workspace), liveWorkspaceToken(), ne(workspaces.status, 'removed')));
+    for (const r of rows) live.add(r.id);
+  }
+  if (ids.org.length > 0) {
+    const rows = await db.select({ id: orgApiTokens.id }).from(orgApiTokens).where(and(inArray(orgApiTokens.id, ids.org), isNull(orgApiTokens.revokedAt)));
+    for (const r of rows) live.add(r.id);
+  }
+  return live;
+}

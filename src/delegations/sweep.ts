@@ -46,7 +46,7 @@ export async function sweepDelegations(env: Bindings, scope: RequestScope): Prom
     .where(
       and(
         eq(delegations.status, 'queued'),
-        or(inArray(a2aQueue.status, ['completed', 'failed', 'dropped']), and(eq(a2aQueue.status, 'queued'), lt(a2aQueue.expiresAt, sql`now()`))),
+        or(inArray(a2aQueue.status, ['completed', 'failed', 'dropped', 'expired']), and(eq(a2aQueue.status, 'queued'), lt(a2aQueue.expiresAt, sql`now()`))),
       ),
     )
     .limit(BATCH);

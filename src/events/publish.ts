@@ -1,5 +1,6 @@
 import { structureEvents } from '../db/schema';
 import type { RequestScope } from '../lib/request-scope';
+import { eventHub } from './hub';
 
 /** Lifecycle events are also written to structure_events; chatty ones are broadcast only. */
 const RECORDED = new Set([
@@ -33,12 +34,30 @@ export function publishEvent(scope: RequestScope, event: string, workspaceId: st
 
 export async function broadcastEvent(env: RequestScope['env'], message: EventMessage): Promise<void> {
   const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(message.workspace_id));
-  await stub.broadcast(JSON.stringify(message));
+  await settleAll([stub.broadcast(JSON.stringify(message)), eventHub(env).publish([message])]);
 }
 
 /** Several events for one workspace's subscribers in one call (a write-behind batch, both rows of an exchange). */
 export async function broadcastEvents(env: RequestScope['env'], workspaceId: string, messages: EventMessage[]): Promise<void> {
   if (messages.length === 0) return;
   const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(workspaceId));
-  await stub.broadcastMany(messages.map((m) => JSON.stringify(m)));
+  await settleAll([stub.broadcastMany(messages.map((m) => JSON.stringify(m))), eventHub(env).publish(messages)]);
+}
+
+/**
+ * A batch spanning workspaces (a write-behind flush): one call per workspace's own subscribers,
+ * and ONE call to the tenant hub for the whole batch, whatever its size or subscriber count.
+ */
+export async function broadcastBatch(env: RequestScope['env'], messages: EventMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  const byWorkspace = new Map<string, string[]>();
+  for (const m of messages) byWorkspace.set(m.workspace_id, [...(byWorkspace.get(m.workspace_id) ?? []), JSON.stringify(m)]);
+  const coordinators = [...byWorkspace].map(([id, serialized]) => env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(id)).broadcastMany(serialized));
+  await settleAll([...coordinators, eventHub(env).publish(messages)]);
+}
+
+/** Every audience gets its copy even when another's call fails; the first failure is then reported. */
+async function settleAll(calls: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(calls)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -24,7 +24,7 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
 }
 
 /** Reads a stream to the end, stopping (and cancelling it) as soon as it exceeds `maxBytes`. */
-export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Uint8Array | 'too_large'> {
+export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null, maxBytes: number, onChunk?: () => void): Promise<Uint8Array | 'too_large'> {
   if (!stream) return new Uint8Array();
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
@@ -32,6 +32,7 @@ export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
+    onChunk?.();
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});

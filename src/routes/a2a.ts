@@ -117,7 +117,7 @@ a2aRoutes.openapi(
     dispatched_at: row.dispatchedAt,
     completed_at: row.completedAt,
     expires_at: row.expiresAt,
-    expired: row.status === 'queued' && row.expiresAt !== null && row.expiresAt.getTime() <= Date.now(),
+    expired: row.status === 'expired' || (row.status === 'queued' && row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()),
     ...(row.status === 'completed' ? { response_status: row.responseStatus, response_body: row.responseBody } : {}),
   } as never, 200);
   },

@@ -7,6 +7,7 @@ import { revokeOrgToken } from '../auth/token-store';
 import { issueToken } from '../auth/tokens';
 import { orgApiTokens } from '../db/schema';
 import { ApiError } from '../errors';
+import { eventHub, hubTag } from '../events/hub';
 import { KiB } from '../lib/body';
 
 export const orgTokenRoutes = newRouter();
@@ -82,6 +83,8 @@ orgTokenRoutes.openapi(
     await authorizeAdmin(c);
     const { tokenId } = c.req.valid('param');
     if (!(await revokeOrgToken(c.var.scope.db, tokenId))) throw new ApiError(404, 'token not found or already revoked');
+    // Its live event connections were authorised once, at connect: they end now.
+    await eventHub(c.env).closeSubscribers(hubTag.orgToken(tokenId.toLowerCase()));
     return c.json({ revoked: tokenId }, 200);
   },
 );

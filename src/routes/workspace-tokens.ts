@@ -7,6 +7,7 @@ import { authorizeAdmin, authorizeWorkspace, isOperator } from '../auth/guards';
 import { listWorkspaceTokens, MAX_LIVE_TOKENS_PER_WORKSPACE, mintWorkspaceToken, revokeWorkspaceToken } from '../auth/token-store';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
+import { eventHub, hubTag } from '../events/hub';
 import { workspaceTokenSubscriber } from '../events/workspace-coordinator';
 import { KiB } from '../lib/body';
 
@@ -142,7 +143,10 @@ workspaceTokenRoutes.openapi(
     await authorizeTokenAdmin(c, id);
     if (!(await revokeWorkspaceToken(c.var.scope.db, id, tokenId))) throw new ApiError(404, 'token not found or already revoked');
     // Its open live feeds end too (they were authorised once, at upgrade).
-    await c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id)).closeSubscribers(workspaceTokenSubscriber(tokenId));
+    await Promise.all([
+      c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id)).closeSubscribers(workspaceTokenSubscriber(tokenId)),
+      eventHub(c.env).closeSubscribers(hubTag.workspaceToken(tokenId)),
+    ]);
     return c.json({ status: 'revoked' as const }, 200);
   },
 );

@@ -76,6 +76,12 @@ export function communicableWorkspaceIds(callerId: string): SQL {
             OR t.id IN (SELECT id FROM down))`;
 }
 
+/** `communicableWorkspaceIds` as a list: everything `workspaceId`'s agent may see or reach (itself included). */
+export async function reachableWorkspaceIds(db: Db, workspaceId: string): Promise<string[]> {
+  const result = await db.execute<{ id: string }>(communicableWorkspaceIds(workspaceId));
+  return result.rows.map((r) => r.id);
+}
+
 /** Whether a workspace exists and whether it is a tombstone (undefined: never existed). */
 export async function workspaceTombstone(db: Db, workspaceId: string): Promise<{ removed: boolean; removedAt: Date | null } | undefined> {
   const [row] = await db.select({ status: workspaces.status, removedAt: workspaces.removedAt }).from(workspaces).where(eq(workspaces.id, workspaceId));

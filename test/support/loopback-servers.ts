@@ -71,6 +71,31 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         return json(Number(parts[2]), { error: 'Traceback (most recent call last): File "/srv/agent/secret_path.py", line 3' });
       }
       if (behaviour === 'hang') return; // never answers; the Worker's deadline must fire
+      if (behaviour === 'drip') {
+        // /agent/drip/<everyMs>/<totalMs>/<name>: headers at once, then a byte every <everyMs> for
+        // <totalMs> (JSON allows leading whitespace), then the answer: a long-running agent that
+        // keeps streaming.
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        const started = Date.now();
+        const timer = setInterval(() => {
+          if (Date.now() - started < Number(parts[3])) return void res.write(' ');
+          clearInterval(timer);
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: null, result: { dripped: true, usage: { input_tokens: 7, output_tokens: 3 } } }));
+        }, Number(parts[2]));
+        req.on('close', () => clearInterval(timer));
+        return;
+      }
+      if (behaviour === 'stall') {
+        // /agent/stall/<name>: headers and the start of a body, then silence.
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return void res.write('{"jsonrpc":"2.0",');
+      }
+      if (behaviour === 'answer') {
+        // /agent/answer/<name>: answers with the JSON the request carried in params.message.metadata.answer.
+        let answer: unknown = null;
+        try { answer = JSON.parse(body).params.message.metadata.answer; } catch { /* null */ }
+        return json(200, answer);
+      }
       if (behaviour === 'reset') return req.socket.destroy();
       if (behaviour === 'close-mid-body') {
         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });

@@ -1,0 +1,215 @@
+import { DurableObject } from 'cloudflare:workers';
+import { liveTokenIds } from '../auth/token-store';
+import type { Bindings } from '../env';
+import { RequestScope } from '../lib/request-scope';
+import { reachableWorkspaceIds } from '../workspaces/queries';
+import type { EventMessage } from './publish';
+
+/**
+ * This deployment serves one tenant (one org), so its hub is one instance with this name. A
+ * multi-tenant deployment would name each hub by its org id instead.
+ */
+export const TENANT_HUB = 'tenant';
+
+/** Internal header from the Worker to the hub naming who a socket belongs to (never the client's). */
+export const HUB_SUBSCRIBER_HEADER = 'X-Molecule-Hub-Subscriber';
+
+/** Who holds a hub socket: operators see everything; a workspace token sees what its workspace may reach. */
+export type HubSubscriber = { kind: 'admin' } | { kind: 'org'; tokenId: string } | { kind: 'workspace'; tokenId: string; workspaceId: string };
+
+/** Socket tags, so a revoked credential (or a removed workspace) closes exactly its sockets. */
+export const hubTag = {
+  workspaceToken: (tokenId: string) => `workspace-token:${tokenId}`,
+  orgToken: (tokenId: string) => `org-token:${tokenId}`,
+  workspace: (workspaceId: string) => `workspace:${workspaceId}`,
+};
+
+/**
+ * The staleness bound: no event is filtered with a reachable set, or delivered on a credential,
+ * checked longer ago than this. A move in the tree (which announces nothing) or a token revoked
+ * behind the API's back therefore shows within this bound; revocations through the API and
+ * workspace removals act at once.
+ */
+export const REACH_MAX_AGE_MS = 30_000;
+/** A refresh that cannot finish in time (datastore down) keeps the previous sets and is retried. */
+const REFRESH_TIMEOUT_MS = 5_000;
+const REFRESH_RETRY_MS = 5_000;
+
+/** Lifecycle events that may introduce a workspace no subscriber could reach a moment ago. */
+const ARRIVALS = new Set(['WORKSPACE_PROVISIONING', 'WORKSPACE_AWAITING_AGENT', 'WORKSPACE_ONLINE', 'WORKSPACE_PROVISION_FAILED']);
+
+export function eventHub(env: Pick<Bindings, 'EVENT_HUB'>) {
+  return env.EVENT_HUB.getByName(TENANT_HUB);
+}
+
+/**
+ * The tenant's live-event hub: every event of every workspace arrives here once per batch and is
+ * fanned out to the tenant's subscribers (GET /ws, GET /events/stream) over hibernatable
+ * WebSockets, so idle canvases cost nothing. Sending never waits on a subscriber: `send` only
+ * queues, and a socket that fails is closed, not retried. Publishers call from deferred tasks, so
+ * even a slow hub never delays a response.
+ */
+export class EventHub extends DurableObject<Bindings> {
+  /** Per subscribed workspace: the workspaces it may see. In memory: after hibernation it is read again before use. */
+  private readonly reach = new Map<string, Set<string>>();
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
+    const subscriber = parseSubscriber(request.headers.get(HUB_SUBSCRIBER_HEADER));
+    if (!subscriber) return new Response('unknown subscriber', { status: 400 });
+    if (subscriber.kind === 'workspace' && !this.reach.has(subscriber.workspaceId)) {
+      const scope = new RequestScope(this.env);
+      try {
+        this.reach.set(subscriber.workspaceId, new Set(await reachableWorkspaceIds(scope.db, subscriber.workspaceId)));
+      } catch (err) {
+        console.error('event hub: reachable set not read', err);
+        return new Response('datastore unavailable', { status: 503 });
+      } finally {
+        await scope.close();
+      }
+    }
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], tagsOf(subscriber));
+    pair[1].serializeAttachment(subscriber);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** A credential was revoked (or its workspace removed): its sockets end now, not at their next event. */
+  closeSubscribers(tag: string): number {
+    const sockets = this.ctx.getWebSockets(tag);
+    for (const socket of sockets) socket.close(1008, 'credential revoked');
+    return sockets.length;
+  }
+
+  /** One batch of events, in order; returns how many sends were queued. */
+  async publish(messages: EventMessage[]): Promise<number> {
+    if (this.needsRefresh(messages)) await this.refresh();
+    const subscribers = this.subscribers();
+    let delivered = 0;
+    for (const message of messages) {
+      const data = JSON.stringify(message);
+      for (const [socket, subscriber] of subscribers) {
+        if (!this.maySee(subscriber, message.workspace_id)) continue;
+        try {
+          socket.send(data);
+          delivered += 1;
+        } catch {
+          socket.close(1011, 'send failed');
+        }
+      }
+      if (message.event === 'WORKSPACE_REMOVED') this.forgetWorkspace(message.workspace_id);
+    }
+    return delivered;
+  }
+
+  override webSocketMessage(): void {
+    // Subscribers only listen; anything they send is ignored.
+  }
+
+  override webSocketClose(socket: WebSocket): void {
+    // Complete the close handshake; the peer's code may be a reserved one (1005/1006) we cannot echo.
+    socket.close(1000, 'closing');
+  }
+
+  private subscribers(): [WebSocket, HubSubscriber][] {
+    return this.ctx.getWebSockets().map((socket) => [socket, socket.deserializeAttachment() as HubSubscriber]);
+  }
+
+  private maySee(subscriber: HubSubscriber, workspaceId: string): boolean {
+    if (subscriber.kind !== 'workspace') return true;
+    return subscriber.workspaceId === workspaceId || this.reach.get(subscriber.workspaceId)?.has(workspaceId) === true;
+  }
+
+  /**
+   * Before filtering: when the sets or credentials are older than the bound, when a subscribed
+   * workspace has no set (the hub woke from hibernation), or when a lifecycle event names a
+   * workspace nobody reaches yet (most likely a new one, which its relatives must see arrive).
+   */
+  private needsRefresh(messages: EventMessage[]): boolean {
+    const subscribers = this.subscribers();
+    if (!subscribers.some(([, s]) => s.kind !== 'admin')) return false;
+    if (Date.now() - this.refreshedAt > REACH_MAX_AGE_MS) return true;
+    if (subscribers.some(([, s]) => s.kind === 'workspace' && !this.reach.has(s.workspaceId))) return true;
+    return messages.some((m) => ARRIVALS.has(m.event) && ![...this.reach.values()].some((ids) => ids.has(m.workspace_id)));
+  }
+
+  /** One refresh at a time; publishes arriving meanwhile wait for it, in arrival order. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.readReach().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  /**
+   * Re-reads every subscribed workspace's reachable set and which credentials are still live
+   * (1 + one per subscribed workspace statements), and closes the sockets of dead ones. On failure
+   * the old sets stay in use and the next publish after REFRESH_RETRY_MS tries again.
+   */
+  private async readReach(): Promise<void> {
+    const subscribers = this.subscribers();
+    const workspaceIds = [...new Set(subscribers.flatMap(([, s]) => (s.kind === 'workspace' ? [s.workspaceId] : [])))];
+    const tokens = {
+      workspace: subscribers.flatMap(([, s]) => (s.kind === 'workspace' ? [s.tokenId] : [])),
+      org: subscribers.flatMap(([, s]) => (s.kind === 'org' ? [s.tokenId] : [])),
+    };
+    const scope = new RequestScope(this.env);
+    try {
+      const read = Promise.all([liveTokenIds(scope.db, tokens), Promise.all(workspaceIds.map((id) => reachableWorkspaceIds(scope.db, id)))]);
+      const [live, reaches] = await withTimeout(read, REFRESH_TIMEOUT_MS);
+      workspaceIds.forEach((id, i) => this.reach.set(id, new Set(reaches[i])));
+      // Sets of workspaces nobody subscribes for any more go; one read for a socket that connected
+      // meanwhile stays.
+      const subscribed = new Set(this.subscribers().flatMap(([, s]) => (s.kind === 'workspace' ? [s.workspaceId] : [])));
+      for (const id of this.reach.keys()) if (!subscribed.has(id)) this.reach.delete(id);
+      for (const [socket, subscriber] of subscribers) {
+        if (subscriber.kind !== 'admin' && !live.has(subscriber.tokenId)) socket.close(1008, 'credential revoked');
+      }
+      this.refreshedAt = Date.now();
+    } catch (err) {
+      console.error('event hub: reachable sets not refreshed; keeping the previous ones', err);
+      this.refreshedAt = Date.now() - REACH_MAX_AGE_MS + REFRESH_RETRY_MS;
+    } finally {
+      await scope.close();
+    }
+  }
+
+  /** A removed workspace's tokens were revoked with it: its sockets close, and nobody reaches it any more. */
+  private forgetWorkspace(workspaceId: string): void {
+    for (const socket of this.ctx.getWebSockets(hubTag.workspace(workspaceId))) socket.close(1008, 'workspace removed');
+    this.reach.delete(workspaceId);
+    for (const ids of this.reach.values()) ids.delete(workspaceId);
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function tagsOf(subscriber: HubSubscriber): string[] {
+  if (subscriber.kind === 'org') return [hubTag.orgToken(subscriber.tokenId)];
+  if (subscriber.kind === 'workspace') return [hubTag.workspaceToken(subscriber.tokenId), hubTag.workspace(subscriber.workspaceId)];
+  return [];
+}
+
+function parseSubscriber(header: string | null): HubSubscriber | undefined {
+  if (!header) return undefined;
+  try {
+    const value = JSON.parse(header) as HubSubscriber;
+    if (value.kind === 'admin') return { kind: 'admin' };
+    if (value.kind === 'org' && typeof value.tokenId === 'string') return { kind: 'org', tokenId: value.tokenId };
+    if (value.kind === 'workspace' && typeof value.tokenId === 'string' && typeof value.workspaceId === 'string') {
+      return { kind: 'workspace', tokenId: value.tokenId, workspaceId: value.workspaceId };
+    }
+  } catch {
+    // fall through: not a subscriber the Worker would have sent
+  }
+  return undefined;
+}
