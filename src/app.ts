@@ -7,6 +7,7 @@ import { activityRoutes } from './routes/activity';
 import { delegationRoutes } from './routes/delegations';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
+import { lifecycleRoutes } from './routes/lifecycle';
 import { memoryRoutes } from './routes/memories';
 import { notifyRoutes } from './routes/notify';
 import { orgTokenRoutes } from './routes/org-tokens';
@@ -32,6 +33,7 @@ const ROUTERS = [
   a2aRoutes,
   activityRoutes,
   workspaceRoutes,
+  lifecycleRoutes,
   workspaceStateRoutes,
   workspaceTokenRoutes,
   notifyRoutes,

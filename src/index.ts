@@ -4,7 +4,7 @@ import type { Bindings } from './env';
 import { RequestScope } from './lib/request-scope';
 import { sweepDelegations } from './delegations/sweep';
 
-export { WorkspaceCoordinator } from './events/workspace-coordinator';
+export { WorkspaceCoordinator } from './coordinator/workspace-coordinator';
 export { DelegationDispatcher } from './delegations/dispatcher';
 export { ActivityWriter } from './activity/writer';
 

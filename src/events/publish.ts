@@ -1,3 +1,4 @@
+import { coordinatorOf } from '../coordinator';
 import { structureEvents } from '../db/schema';
 import type { RequestScope } from '../lib/request-scope';
 
@@ -32,13 +33,11 @@ export function publishEvent(scope: RequestScope, event: string, workspaceId: st
 }
 
 export async function broadcastEvent(env: RequestScope['env'], message: EventMessage): Promise<void> {
-  const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(message.workspace_id));
-  await stub.broadcast(JSON.stringify(message));
+  await coordinatorOf(env, message.workspace_id).broadcast(JSON.stringify(message));
 }
 
 /** Several events for one workspace's subscribers in one call (a write-behind batch, both rows of an exchange). */
 export async function broadcastEvents(env: RequestScope['env'], workspaceId: string, messages: EventMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(workspaceId));
-  await stub.broadcastMany(messages.map((m) => JSON.stringify(m)));
+  await coordinatorOf(env, workspaceId).broadcastMany(messages.map((m) => JSON.stringify(m)));
 }
