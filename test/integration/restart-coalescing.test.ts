@@ -29,8 +29,8 @@ describe('restart coalescing (WorkspaceCoordinator)', () => {
   it('requests overlapping an in-flight cycle collapse into exactly one more', async () => {
     const id = await provisioned();
     await requestRestart(env, id);
-    // The restart cycle's stop has gone out: its start is in flight now.
-    await waitFor(async () => (await lifecycleOps(id)).length === 2);
+    // The restart cycle's start has gone out and takes 250 ms: it is in flight now.
+    await waitFor(async () => (await starts(id)) === 2);
     const results = await Promise.all(Array.from({ length: 5 }, () => coordinatorOf(env, id).requestRestart()));
     expect(results.every((r) => r.coalesced)).toBe(true);
     await waitFor(async () => (await starts(id)) === 3);

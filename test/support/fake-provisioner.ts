@@ -6,7 +6,7 @@
 // Started by the vitest global setup, in Node.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SIGNATURE_WINDOW_SECONDS, verifyRequest, type AgentState, type StartRequest } from '../../src/provisioning/protocol';
+import { SIGNATURE_WINDOW_SECONDS, verifyRequest, type AgentState, type StartRequest, type StartResult } from '../../src/provisioning/protocol';
 
 export const FAKE_PROVISIONER_SECRET = 'test-provisioner-secret';
 /** A start takes this long, so overlapping restart requests have a cycle in flight to coalesce into. */
@@ -14,14 +14,14 @@ const START_MS = 250;
 
 type Op = 'start' | 'stop' | 'status' | 'console';
 type Call = { op: Op; backend: string; purge?: boolean; instance_id?: string | null };
-type Workspace = { state: AgentState; calls: Call[]; starts: StartRequest[]; failNext: Partial<Record<Op, { status: number; body: unknown }>> };
+type Workspace = { state: AgentState; calls: Call[]; starts: StartRequest[]; started: StartResult[]; failNext: Partial<Record<Op, { status: number; body: unknown }>> };
 
 export async function startFakeProvisioner(): Promise<{ port: number; close: () => Promise<void> }> {
   const workspaces = new Map<string, Workspace>();
   const seenNonces = new Map<string, number>();
   const of = (id: string) => {
     let w = workspaces.get(id);
-    if (!w) workspaces.set(id, (w = { state: 'not_found', calls: [], starts: [], failNext: {} }));
+    if (!w) workspaces.set(id, (w = { state: 'not_found', calls: [], starts: [], started: [], failNext: {} }));
     return w;
   };
 
@@ -37,7 +37,7 @@ export async function startFakeProvisioner(): Promise<{ port: number; close: () 
     // Test controls (unsigned; not part of the protocol): /_control/<what>/<id>
     if (parts[0] === '_control') {
       const w = of(parts[2]!);
-      if (parts[1] === 'calls') return json(200, { calls: w.calls, starts: w.starts });
+      if (parts[1] === 'calls') return json(200, { calls: w.calls, starts: w.starts, started: w.started });
       const input = body ? JSON.parse(body) : {};
       if (parts[1] === 'state') w.state = input.state;
       if (parts[1] === 'fail') w.failNext[input.op as Op] = { status: input.status, body: input.body };
@@ -72,9 +72,11 @@ export async function startFakeProvisioner(): Promise<{ port: number; close: () 
     }
     switch (op) {
       case 'start':
+        w.state = 'running';
         return setTimeout(() => {
-          w.state = 'running';
-          json(200, { url: null, instance_id: backend === 'ec2' ? `i-${id.slice(0, 17).replace(/-/g, '')}` : null });
+          const result: StartResult = { url: null, instance_id: backend === 'ec2' ? `i-${id.slice(0, 17).replace(/-/g, '')}` : null };
+          w.started.push(result);
+          json(200, result);
         }, START_MS);
       case 'stop': {
         const existed = w.state !== 'not_found';

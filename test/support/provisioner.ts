@@ -4,16 +4,18 @@
 // answer once. Today it drives test/support/fake-provisioner.ts; re-pointed at the real
 // provisioner-agent with a Docker Engine double, the tests stay as they are.
 import { env } from 'cloudflare:test';
-import type { AgentState, StartRequest } from '../../src/provisioning/protocol';
-import { callJson, waitFor } from './api';
+import type { AgentState, StartRequest, StartResult } from '../../src/provisioning/protocol';
+import { callJson, sql, waitFor } from './api';
 
 export type ProvisionerOp = 'start' | 'stop' | 'status' | 'console';
 export type ProvisionerCall = { op: ProvisionerOp; backend: 'docker' | 'ec2'; purge?: boolean; instance_id?: string | null };
 
 const control = (path: string, init?: RequestInit) => fetch(`${env.PROVISIONER_URL}/_control/${path}`, init);
 
-async function recorded(id: string): Promise<{ calls: ProvisionerCall[]; starts: StartRequest[] }> {
-  return (await (await control(`calls/${id}`)).json()) as { calls: ProvisionerCall[]; starts: StartRequest[] };
+type Recorded = { calls: ProvisionerCall[]; starts: StartRequest[]; started: StartResult[] };
+
+async function recorded(id: string): Promise<Recorded> {
+  return (await (await control(`calls/${id}`)).json()) as Recorded;
 }
 
 /** Every call the provisioner received for the workspace, in order (signed ones only: others are refused). */
@@ -31,12 +33,19 @@ export async function startRequestOf(id: string): Promise<StartRequest | undefin
   return (await recorded(id)).starts.at(-1);
 }
 
-/** Waits until the workspace's agent has been started `count` times; the newest StartRequest. */
+/**
+ * Waits until the provisioner has answered the workspace's `count`-th start, and the Worker has
+ * taken in its answer (the instance on file); the StartRequest it was sent.
+ */
 export async function waitForStart(id: string, count = 1, timeoutMs = 5000): Promise<StartRequest> {
-  return waitFor(async () => {
-    const { starts } = await recorded(id);
-    return starts.length >= count ? starts.at(-1) : undefined;
+  const { request, result } = await waitFor(async () => {
+    const { starts, started } = await recorded(id);
+    return started.length >= count ? { request: starts[count - 1]!, result: started[count - 1]! } : undefined;
   }, timeoutMs);
+  if (result.instance_id) {
+    await waitFor(async () => (await sql('SELECT 1 FROM workspaces WHERE id = $1 AND instance_id = $2', [id, result.instance_id])).length > 0, timeoutMs);
+  }
+  return request;
 }
 
 /** What status answers for the workspace's agent from now on. */
