@@ -13,12 +13,14 @@ export const FAKE_PROVISIONER_SECRET = 'test-provisioner-secret';
 const START_MS = 250;
 
 type Op = 'start' | 'stop' | 'status' | 'console';
-type Call = { op: Op; backend: string; purge?: boolean; instance_id?: string | null };
+/** `seq`: the order of receipt across all workspaces. */
+type Call = { seq: number; op: Op; backend: string; purge?: boolean; instance_id?: string | null };
 type Workspace = { state: AgentState; calls: Call[]; starts: StartRequest[]; started: StartResult[]; failNext: Partial<Record<Op, { status: number; body: unknown }>> };
 
 export async function startFakeProvisioner(): Promise<{ port: number; close: () => Promise<void> }> {
   const workspaces = new Map<string, Workspace>();
   const seenNonces = new Map<string, number>();
+  let seq = 0;
   const of = (id: string) => {
     let w = workspaces.get(id);
     if (!w) workspaces.set(id, (w = { state: 'not_found', calls: [], starts: [], started: [], failNext: {} }));
@@ -59,7 +61,7 @@ export async function startFakeProvisioner(): Promise<{ port: number; close: () 
     if (!id) return json(200, { workspace_ids: [...workspaces].filter(([, w]) => w.state === 'running').map(([k]) => k) });
     const w = of(id);
     const input = body ? JSON.parse(body) : {};
-    const call: Call = { op: op as Op, backend };
+    const call: Call = { seq: ++seq, op: op as Op, backend };
     if (op === 'stop') Object.assign(call, { purge: input.purge === true, instance_id: input.instance_id ?? null });
     if (op === 'status' || op === 'console') call.instance_id = url.searchParams.get('instance_id');
     w.calls.push(call);

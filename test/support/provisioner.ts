@@ -8,7 +8,8 @@ import type { AgentState, StartRequest, StartResult } from '../../src/provisioni
 import { callJson, sql, waitFor } from './api';
 
 export type ProvisionerOp = 'start' | 'stop' | 'status' | 'console';
-export type ProvisionerCall = { op: ProvisionerOp; backend: 'docker' | 'ec2'; purge?: boolean; instance_id?: string | null };
+/** One request as the provisioner received it; `seq` orders calls across workspaces. */
+export type ProvisionerCall = { seq: number; op: ProvisionerOp; backend: 'docker' | 'ec2'; purge?: boolean; instance_id?: string | null };
 
 const control = (path: string, init?: RequestInit) => fetch(`${env.PROVISIONER_URL}/_control/${path}`, init);
 
