@@ -13,8 +13,9 @@ export default defineConfig({
           SECRETS_ENCRYPTION_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=',
           // Dev mode is what lets the loopback test agents through the SSRF guard.
           MOLECULE_ENV: 'development',
-          PROVISIONER_URL: `http://127.0.0.1:${inject('loopbackPort')}/prov`,
-          PROVISIONER_TOKEN: 'test-provisioner-token',
+          // test/support/fake-provisioner.ts; wrangler.toml's MOLECULE_DEPLOY_MODE (saas) picks the ec2 backend.
+          PROVISIONER_URL: `http://127.0.0.1:${inject('provisionerPort')}`,
+          PROVISIONER_SECRET: 'test-provisioner-secret',
           LOOPBACK_URL: `http://127.0.0.1:${inject('loopbackPort')}`,
           FC_SEED: process.env.FC_SEED ?? (process.env.CI ? '20261126' : ''),
         },

@@ -8,6 +8,7 @@ import { delegationRoutes } from './routes/delegations';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
 import { liveEventRoutes } from './routes/live-events';
+import { lifecycleRoutes } from './routes/lifecycle';
 import { memoryRoutes } from './routes/memories';
 import { notifyRoutes } from './routes/notify';
 import { orgTokenRoutes } from './routes/org-tokens';
@@ -34,6 +35,7 @@ const ROUTERS = [
   a2aRoutes,
   activityRoutes,
   workspaceRoutes,
+  lifecycleRoutes,
   workspaceStateRoutes,
   workspaceTokenRoutes,
   notifyRoutes,

@@ -1,7 +1,7 @@
 import type { RequestScope } from './lib/request-scope';
 import type { DelegationDispatcher } from './delegations/dispatcher';
 import type { ActivityWriter } from './activity/writer';
-import type { WorkspaceCoordinator } from './events/workspace-coordinator';
+import type { WorkspaceCoordinator } from './coordinator/workspace-coordinator';
 import type { EventHub } from './events/hub';
 
 /** Bindings from wrangler.toml, `wrangler secret put` and (locally) .dev.vars. */
@@ -17,12 +17,16 @@ export type Bindings = {
   SECRETS_ENCRYPTION_KEY?: string;
   /** `development`/`dev` enables loopback agent URLs (and open admin when ADMIN_TOKEN is unset). */
   MOLECULE_ENV?: string;
-  /** `saas` or `self-hosted`: whether agent URLs on private networks are acceptable. */
+  /**
+   * `saas` or `self-hosted`: whether agent URLs on private networks are acceptable, and which
+   * provisioner backend runs agents (saas → ec2, anything else → docker).
+   */
   MOLECULE_DEPLOY_MODE?: string;
   EXTERNAL_PLATFORM_URL?: string;
-  /** Provisioner API (provisioner-agent or control plane); unset = no provisioner. */
+  /** The provisioner-agent's base URL; unset = no provisioner (nothing is started or stopped). */
   PROVISIONER_URL?: string;
-  PROVISIONER_TOKEN?: string;
+  /** Shared HMAC secret signing every request to the provisioner-agent (protocol.ts). */
+  PROVISIONER_SECRET?: string;
   /** Seconds an agent may send nothing during a dispatch (default 300; a heartbeat's `idle_timeout_seconds` overrides it per workspace). */
   A2A_IDLE_TIMEOUT_SECONDS?: string;
   /** Days of activity rows the cron keeps (default 7). */

@@ -2,7 +2,7 @@ import { createApp } from './app';
 import type { Bindings } from './env';
 import { runSweeper } from './sweeper';
 
-export { WorkspaceCoordinator } from './events/workspace-coordinator';
+export { WorkspaceCoordinator } from './coordinator/workspace-coordinator';
 export { DelegationDispatcher } from './delegations/dispatcher';
 export { ActivityWriter } from './activity/writer';
 export { EventHub } from './events/hub';

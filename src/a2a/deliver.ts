@@ -1,7 +1,7 @@
 import { ApiError } from '../errors';
 import type { RequestScope } from '../lib/request-scope';
 import { agentUrlPolicy } from '../lib/url-policy';
-import { requestRestart } from '../provisioning/restart';
+import { wakeWorkspace } from '../provisioning/restart';
 import { markDeadIfNotRunning } from './dead-agent';
 import { isUpstreamDeadStatus } from './dead-status';
 import { dispatchToAgent } from './dispatch';
@@ -34,7 +34,7 @@ export const FAILURE_TEXT: Record<Exclude<Delivery['kind'], 'ok'>, string> = {
 export function resolveAgentUrl(scope: RequestScope, target: TargetRow): string {
   if (!target.url) {
     if (target.status === 'hibernated') {
-      scope.defer('wake hibernated workspace', () => requestRestart(scope.env, target.id));
+      scope.defer('wake hibernated workspace', () => wakeWorkspace(scope, target.id));
       throw new ApiError(503, 'workspace is hibernated — waking it up', { waking: true, retry_after: RETRY_AFTER_WAKE }, { 'Retry-After': String(RETRY_AFTER_WAKE) });
     }
     throw new ApiError(503, 'workspace has no URL', { status: target.status });

@@ -1,3 +1,4 @@
+import { coordinatorOf } from '../coordinator';
 import { eq, sql } from 'drizzle-orm';
 import { recordActivities, type ActivityRecord } from '../activity/record';
 import { workspaces } from '../db/schema';
@@ -62,9 +63,7 @@ type Run = {
  * can wait out a long agent call that a request's waitUntil could not.
  */
 export function drainQueueInBackground(scope: RequestScope, workspaceId: string): void {
-  scope.defer('request queue drain', () =>
-    scope.env.WORKSPACE_COORDINATOR.get(scope.env.WORKSPACE_COORDINATOR.idFromName(workspaceId)).requestDrain(workspaceId),
-  );
+  scope.defer('request queue drain', () => coordinatorOf(scope.env, workspaceId).requestDrain());
 }
 
 /**

@@ -24,7 +24,8 @@ const ERROR_DESCRIPTIONS = {
   413: 'Request body too large',
   426: 'WebSocket upgrade required',
   429: 'Too many',
-  502: 'The agent could not be reached or answered badly',
+  501: 'Not available on this platform instance',
+  502: 'The agent (or the provisioner) could not be reached or answered badly',
   503: 'Temporarily unavailable; retry (see Retry-After)',
 } as const;
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;

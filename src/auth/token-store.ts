@@ -3,7 +3,7 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { forgetContexts } from '../a2a/context-cache';
 import { orgApiTokens, workspaceAuthTokens, workspaces } from '../db/schema';
 import type { Db } from '../lib/request-scope';
-import { issueToken } from './tokens';
+import { issueToken, randomSecret } from './tokens';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
@@ -49,6 +49,38 @@ export async function revokeWorkspaceTokens(db: Db | Tx, workspaceIds: string[])
     .update(workspaceAuthTokens)
     .set({ revokedAt: sql`now()` })
     .where(and(inArray(workspaceAuthTokens.workspaceId, workspaceIds), liveWorkspaceToken()));
+}
+
+export type ProvisionCredentials = { authToken: string; inboundSecret: string; revokedTokenIds: string[] };
+
+/**
+ * Every (re)provision hands the agent fresh credentials (SPEC §17 steps 6-7, §15): all live tokens
+ * of the workspace are revoked, one new `issued` token is inserted and the inbound secret is
+ * rotated, in one transaction. The row is locked first (as register's bootstrap and mints do), and
+ * the revocation precedes the insert, so the "one live issued token" index always holds. The
+ * bootstrap door stays shut: tokens have now been given, so a tokenless register is refused.
+ * Undefined when the workspace is unknown or removed.
+ */
+export async function reissueProvisionCredentials(db: Db, workspaceId: string): Promise<ProvisionCredentials | undefined> {
+  const token = await issueToken('workspace');
+  const inboundSecret = randomSecret();
+  const issued = await db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(workspaces)
+      .set({ platformInboundSecret: inboundSecret, updatedAt: sql`now()` })
+      .where(and(eq(workspaces.id, workspaceId), ne(workspaces.status, 'removed')))
+      .returning({ id: workspaces.id });
+    if (!row) return undefined;
+    const revoked = await tx
+      .update(workspaceAuthTokens)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(workspaceAuthTokens.workspaceId, workspaceId), liveWorkspaceToken()))
+      .returning({ id: workspaceAuthTokens.id });
+    await tx.insert(workspaceAuthTokens).values({ workspaceId, tokenHash: token.hash, prefix: token.prefix, origin: 'issued' });
+    return { authToken: token.plaintext, inboundSecret, revokedTokenIds: revoked.map((r) => r.id) };
+  });
+  if (issued) forgetContexts({ workspaceIds: [workspaceId], tokenIds: issued.revokedTokenIds });
+  return issued;
 }
 
 /** A token (live or revoked) of `workspaceId`, when that workspace is removed: when it was. */

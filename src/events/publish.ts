@@ -1,3 +1,4 @@
+import { coordinatorOf } from '../coordinator';
 import { structureEvents } from '../db/schema';
 import type { RequestScope } from '../lib/request-scope';
 import { eventHub } from './hub';
@@ -33,15 +34,13 @@ export function publishEvent(scope: RequestScope, event: string, workspaceId: st
 }
 
 export async function broadcastEvent(env: RequestScope['env'], message: EventMessage): Promise<void> {
-  const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(message.workspace_id));
-  await settleAll([stub.broadcast(JSON.stringify(message)), eventHub(env).publish([message])]);
+  await settleAll([coordinatorOf(env, message.workspace_id).broadcast(JSON.stringify(message)), eventHub(env).publish([message])]);
 }
 
 /** Several events for one workspace's subscribers in one call (a write-behind batch, both rows of an exchange). */
 export async function broadcastEvents(env: RequestScope['env'], workspaceId: string, messages: EventMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  const stub = env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(workspaceId));
-  await settleAll([stub.broadcastMany(messages.map((m) => JSON.stringify(m))), eventHub(env).publish(messages)]);
+  await settleAll([coordinatorOf(env, workspaceId).broadcastMany(messages.map((m) => JSON.stringify(m))), eventHub(env).publish(messages)]);
 }
 
 /**
@@ -52,7 +51,7 @@ export async function broadcastBatch(env: RequestScope['env'], messages: EventMe
   if (messages.length === 0) return;
   const byWorkspace = new Map<string, string[]>();
   for (const m of messages) byWorkspace.set(m.workspace_id, [...(byWorkspace.get(m.workspace_id) ?? []), JSON.stringify(m)]);
-  const coordinators = [...byWorkspace].map(([id, serialized]) => env.WORKSPACE_COORDINATOR.get(env.WORKSPACE_COORDINATOR.idFromName(id)).broadcastMany(serialized));
+  const coordinators = [...byWorkspace].map(([id, serialized]) => coordinatorOf(env, id).broadcastMany(serialized));
   await settleAll([...coordinators, eventHub(env).publish(messages)]);
 }
 

@@ -8,7 +8,7 @@ import { listWorkspaceTokens, MAX_LIVE_TOKENS_PER_WORKSPACE, mintWorkspaceToken,
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { eventHub, hubTag } from '../events/hub';
-import { workspaceTokenSubscriber } from '../events/workspace-coordinator';
+import { coordinatorOf, workspaceTokenSubscriber } from '../coordinator';
 import { KiB } from '../lib/body';
 
 export const workspaceTokenRoutes = newRouter();
@@ -144,7 +144,7 @@ workspaceTokenRoutes.openapi(
     if (!(await revokeWorkspaceToken(c.var.scope.db, id, tokenId))) throw new ApiError(404, 'token not found or already revoked');
     // Its open live feeds end too (they were authorised once, at upgrade).
     await Promise.all([
-      c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id)).closeSubscribers(workspaceTokenSubscriber(tokenId)),
+      coordinatorOf(c.env, id).closeSubscribers(workspaceTokenSubscriber(tokenId)),
       eventHub(c.env).closeSubscribers(hubTag.workspaceToken(tokenId)),
     ]);
     return c.json({ status: 'revoked' as const }, 200);

@@ -12,8 +12,11 @@ import { platformUrl } from '../lib/platform-url';
 import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
+import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../coordinator';
+import { NO_PROVISIONER_TEXT } from '../provisioning/provision';
 import { provisionerFor } from '../provisioning/provisioner';
-import { SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../events/workspace-coordinator';
+import { requestRestart } from '../provisioning/restart';
+import { stopAgents } from '../provisioning/stop';
 import { connectionInfo } from '../workspaces/connection-snippets';
 import { createWorkspaceSchema, patchWorkspaceSchema, type CreateWorkspaceInput } from '../workspaces/validation';
 import { insertWorkspace, listWorkspaces, readWorkspace, removeWorkspaceTree, updateWorkspace, workspaceIsLive } from '../workspaces/queries';
@@ -77,7 +80,7 @@ workspaceRoutes.openapi(
       workspaceDir: input.workspace_dir ?? null,
       workspaceAccess: input.workspace_access ?? 'none',
       platformInboundSecret: randomSecret(),
-      lastSampleError: status === 'failed' ? 'no provisioner configured' : null,
+      lastSampleError: status === 'failed' ? NO_PROVISIONER_TEXT : null,
     },
     secrets: sealed,
     token,
@@ -86,6 +89,8 @@ workspaceRoutes.openapi(
   });
 
   announceCreated(scope, created, input, status);
+  // Create → provisioning → start: the coordinator runs the first cycle, detached from this request.
+  if (status === 'provisioning') scope.defer('provision new workspace', () => requestRestart(c.env, created, 'provision'));
   const base = { id: created, status, delivery_mode: deliveryMode, workspace_access: input.workspace_access ?? 'none', awareness_namespace: `workspace:${created}` };
   if (!external) return c.json(base, 201);
   if (url) return c.json({ ...base, external: true }, 201);
@@ -177,6 +182,10 @@ workspaceRoutes.openapi(
   },
 );
 
+const StopFailures = z
+  .object({ error: z.string(), removed_count: z.number().int(), stop_failures: z.array(z.string()).openapi({ description: 'Workspace ids whose agent did not stop' }) })
+  .openapi('StopFailures');
+
 const ConfirmationRequired = z
   .object({
     error: z.string(),
@@ -191,19 +200,22 @@ workspaceRoutes.openapi(
     method: 'delete',
     path: '/workspaces/{id}',
     tags: ['workspaces'],
-    summary: 'Remove a workspace (and, with confirm=true, its descendants); of concurrent deletes one wins, the rest 404',
+    summary:
+      'Remove a workspace (and, with confirm=true, its descendants) and stop their agents, descendants first (purge=true also removes their volumes); of concurrent deletes one wins, the rest 404',
     security: bearerSecurity,
-    request: { params: WorkspaceIdParam, query: z.object({ confirm: z.enum(['true', 'false']).optional() }) },
+    request: { params: WorkspaceIdParam, query: z.object({ confirm: z.enum(['true', 'false']).optional(), purge: z.enum(['true', 'false']).optional() }) },
     responses: {
       200: json(z.object({ status: z.literal('removed'), cascade_deleted: z.number().int() }), 'Removed'),
       409: json(ConfirmationRequired, 'The workspace has children: pass confirm=true'),
+      502: json(StopFailures, 'Removed, but some agents could not be stopped (a later orphan sweep stops them)'),
       ...errors(400, 401, 404),
     },
   }),
   async (c) => {
   await authorizeAdmin(c);
   const { id } = c.req.valid('param');
-  const confirmed = c.req.valid('query').confirm === 'true';
+  const query = c.req.valid('query');
+  const confirmed = query.confirm === 'true';
   const scope = c.var.scope;
   const outcome = await removeWorkspaceTree(scope.db, id, { confirmed });
   if (outcome.kind === 'not_found') throw new ApiError(404, 'workspace not found');
@@ -218,10 +230,16 @@ workspaceRoutes.openapi(
       409,
     );
   }
-  // Descendants first, so a canvas never shows a child whose parent is already gone.
+  // Descendants first (SPEC §3 step 5), so a canvas never shows a child whose parent is already
+  // gone and no parent's agent is stopped while its children still run.
   const cascaded = outcome.removed.filter((w) => w.id !== id);
-  for (const w of [...cascaded].reverse()) forgetWorkspace(scope, w.id, {});
-  forgetWorkspace(scope, id, { cascade_deleted: cascaded.length });
+  const order = [...[...cascaded].reverse(), ...outcome.removed.filter((w) => w.id === id)];
+  const stopFailures = await stopAgents(scope, order, { purge: query.purge === 'true' });
+  for (const w of order) forgetWorkspace(scope, w.id, w.id === id ? { cascade_deleted: cascaded.length } : {});
+  if (stopFailures.length > 0) {
+    // The workspaces stay removed; the provisioner's own text stays in the log.
+    return c.json({ error: 'workspace removed but some agents could not be stopped', removed_count: order.length, stop_failures: stopFailures }, 502);
+  }
   return c.json({ status: 'removed' as const, cascade_deleted: cascaded.length }, 200);
   },
 );
@@ -240,7 +258,7 @@ workspaceRoutes.openapi(
     const { id } = c.req.valid('param');
     const credential = await authorizeWorkspace(c, id);
     if (c.req.header('Upgrade') !== 'websocket') throw new ApiError(426, 'expected a websocket upgrade');
-    const stub = c.env.WORKSPACE_COORDINATOR.get(c.env.WORKSPACE_COORDINATOR.idFromName(id));
+    const stub = coordinatorOf(c.env, id);
     const headers = new Headers(c.req.raw.headers);
     headers.delete(SUBSCRIBER_CREDENTIAL_HEADER);
     if (credential.kind === 'workspace') headers.set(SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber(credential.tokenId));
@@ -252,7 +270,7 @@ function announceCreated(scope: RequestScope, id: string, input: CreateWorkspace
   const info = { name: input.name, tier: input.tier ?? 3, runtime: input.runtime ?? 'langgraph' };
   if (status === 'online') publishEvent(scope, 'WORKSPACE_ONLINE', id, { name: input.name, external: true });
   else if (status === 'awaiting_agent') publishEvent(scope, 'WORKSPACE_AWAITING_AGENT', id, { name: input.name, external: true });
-  else if (status === 'failed') publishEvent(scope, 'WORKSPACE_PROVISION_FAILED', id, { ...info, error: 'no provisioner configured' });
+  else if (status === 'failed') publishEvent(scope, 'WORKSPACE_PROVISION_FAILED', id, { ...info, error: NO_PROVISIONER_TEXT });
   else publishEvent(scope, 'WORKSPACE_PROVISIONING', id, info);
 }
 
@@ -266,7 +284,7 @@ function treeGuardRefusal(err: unknown): ApiError | undefined {
 
 function forgetWorkspace(scope: RequestScope, id: string, payload: Record<string, unknown>): void {
   publishEvent(scope, 'WORKSPACE_REMOVED', id, payload);
-  scope.defer('forget coordinator state', () => scope.env.WORKSPACE_COORDINATOR.get(scope.env.WORKSPACE_COORDINATOR.idFromName(id)).forget());
+  scope.defer('forget coordinator state', () => coordinatorOf(scope.env, id).forget());
 }
 
 async function sealSecrets(keyMaterial: string | undefined, values: Record<string, string> | undefined) {

@@ -102,19 +102,19 @@ export async function insertWorkspace(
   });
 }
 
-export type FamilyRow = { id: string; parent_id: string | null; name: string };
+export type FamilyRow = { id: string; parent_id: string | null; name: string; runtime: string; instance_id: string | null };
 
 /** The workspace and all its live descendants, parents before children. */
 export async function liveFamily(db: Pick<Db, 'execute'>, id: string): Promise<FamilyRow[]> {
   const result = await db.execute<FamilyRow>(sql`
-    WITH RECURSIVE family(id, parent_id, name, depth) AS (
-      SELECT id, parent_id, name, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
+    WITH RECURSIVE family(id, parent_id, name, runtime, instance_id, depth) AS (
+      SELECT id, parent_id, name, runtime, instance_id, 0 FROM workspaces WHERE id = ${id} AND status <> 'removed'
       UNION ALL
-      SELECT w.id, w.parent_id, w.name, f.depth + 1
+      SELECT w.id, w.parent_id, w.name, w.runtime, w.instance_id, f.depth + 1
         FROM workspaces w JOIN family f ON w.parent_id = f.id
        WHERE w.status <> 'removed' AND f.depth < 1000
     )
-    SELECT id, parent_id, name FROM family ORDER BY depth`);
+    SELECT id, parent_id, name, runtime, instance_id FROM family ORDER BY depth`);
   return result.rows;
 }
 

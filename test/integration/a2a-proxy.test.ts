@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
 import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor, a2aMessage, uniq } from '../support/api';
+import { failNext, lifecycleOps, setAgentState, waitForStart } from '../support/provisioner';
 
 const message = a2aMessage;
 
@@ -188,13 +189,14 @@ describe('input handling', () => {
     const bare = await createWorkspace({ parent_id: null });
     const noUrl = await a2a(bare.id, { token: ADMIN, body: message() });
     expect(noUrl).toMatchObject({ status: 503, body: { error: 'workspace has no URL', status: 'provisioning' } });
-    await sql(`UPDATE workspaces SET status = 'hibernated' WHERE id = $1`, [bare.id]);
+    await waitForStart(bare.id);
+    await waitFor(async () => (await sql(`UPDATE workspaces SET status = 'hibernated' WHERE id = $1 AND instance_id IS NOT NULL RETURNING id`, [bare.id])).length === 1);
     const wake = await a2a(bare.id, { token: ADMIN, body: message() });
     expect(wake.status).toBe(503);
     expect(wake.body).toMatchObject({ waking: true, retry_after: 15 });
     expect(wake.res.headers.get('Retry-After')).toBe('15');
     // Waking goes through the coalesced restart, i.e. reaches the provisioner.
-    await waitFor(async () => ((await (await fetch(loopback(`/prov/_restarts/${bare.id}`))).json()) as { count: number }).count === 1);
+    await waitForStart(bare.id, 2);
   });
 
   it('refuses an unsafe stored URL at dispatch', async () => {
@@ -207,13 +209,14 @@ describe('input handling', () => {
 describe('upstream failures', () => {
   it('Upstream502_TriggersContainerDeadCheck: dead agent → offline, restart, 503 restarting + Retry-After 15', async () => {
     const { caller, target } = await pair((n) => `/agent/status/502/${n}`, { runtime: 'langgraph' });
-    await fetch(loopback(`/prov/_state/${target.id}`), { method: 'POST', body: JSON.stringify({ state: 'stopped' }) });
+    await setAgentState(target.id, 'stopped');
     const res = await a2a(target.id, { token: caller.token, body: message() });
     expect(res.status).toBe(503);
     expect(res.body).toMatchObject({ restarting: true, retry_after: 15 });
     expect(res.res.headers.get('Retry-After')).toBe('15');
     expect((await sql('SELECT status FROM workspaces WHERE id = $1', [target.id]))[0].status).toBe('offline');
-    await waitFor(async () => ((await (await fetch(loopback(`/prov/_restarts/${target.id}`))).json()) as { count: number }).count === 1);
+    await waitForStart(target.id, 2);
+    expect(await lifecycleOps(target.id)).toEqual(['start', 'stop', 'start']);
     const offline = await sql(`SELECT payload FROM structure_events WHERE workspace_id = $1 AND event_type = 'WORKSPACE_OFFLINE'`, [target.id]);
     expect(offline).toHaveLength(1);
   });
@@ -230,7 +233,7 @@ describe('upstream failures', () => {
   it('non-dead statuses (500, 520, 525) never ask the provisioner', async () => {
     for (const code of [500, 520, 525]) {
       const { caller, target } = await pair((n) => `/agent/status/${code}/${n}`, { runtime: 'langgraph' });
-      await fetch(loopback(`/prov/_state/${target.id}`), { method: 'POST', body: JSON.stringify({ state: 'stopped' }) });
+      await setAgentState(target.id, 'stopped');
       const res = await a2a(target.id, { token: caller.token, body: message() });
       expect(res.status, String(code)).toBe(code);
       expect((await sql('SELECT status FROM workspaces WHERE id = $1', [target.id]))[0].status).toBe('online');
@@ -247,11 +250,11 @@ describe('upstream failures', () => {
 
   it('external agents are never marked dead; an uncertain provisioner answer keeps the agent', async () => {
     const ext = await pair((n) => `/agent/status/503/${n}`);
-    await fetch(loopback(`/prov/_state/${ext.target.id}`), { method: 'POST', body: JSON.stringify({ state: 'stopped' }) });
+    await setAgentState(ext.target.id, 'stopped');
     expect((await a2a(ext.target.id, { token: ext.caller.token, body: message() })).status).toBe(503);
     expect((await sql('SELECT status FROM workspaces WHERE id = $1', [ext.target.id]))[0].status).toBe('online');
     const flaky = await pair((n) => `/agent/status/504/${n}`, { runtime: 'langgraph' });
-    await fetch(loopback(`/prov/_state/${flaky.target.id}`), { method: 'POST', body: JSON.stringify({ state: 'error' }) });
+    await failNext(flaky.target.id, 'status', { status: 500, body: { error: 'ec2 api exploded' } });
     expect((await a2a(flaky.target.id, { token: flaky.caller.token, body: message() })).status).toBe(504);
     expect((await sql('SELECT status FROM workspaces WHERE id = $1', [flaky.target.id]))[0].status).toBe('online');
   });

@@ -50,7 +50,8 @@ describe('POST /registry/register', () => {
   });
 
   it('issues the token once (bootstrap), then requires it', async () => {
-    const ws = await createWorkspace({ runtime: 'langgraph' });
+    // An external workspace created with its URL holds no token yet: its first register mints one.
+    const ws = await createWorkspace({ external: true, url: loopback('/agent/echo/bootstrap') });
     const first = await callJson('POST', '/registry/register', { body: { id: ws.id, agent_card: card, delivery_mode: 'poll' } });
     expect(first.status).toBe(200);
     expect(first.body.auth_token).toMatch(/^mws_/);

@@ -158,6 +158,11 @@ export async function registeredAgent(opts: { url?: string; mode?: 'push' | 'pol
     delivery_mode: opts.mode ?? 'push',
     ...(opts.parentId ? { parent_id: opts.parentId } : {}),
   });
+  if (opts.runtime && opts.runtime !== 'external') {
+    // Ours: the provisioner started it with a fresh token, and the agent registers with that.
+    const { agentComesUp } = await import('./provisioner');
+    return { id: created.id, token: (await agentComesUp(created.id, { url: opts.url, mode: opts.mode })).token };
+  }
   let token = created.token;
   const reg = await callJson('POST', '/registry/register', {
     token,

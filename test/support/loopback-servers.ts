@@ -1,6 +1,5 @@
-// Real HTTP peers on loopback for the Worker under test: agents with scripted behaviour and a
-// stand-in provisioner API (the EC2 control plane cannot exist here, so it is faked at its HTTP
-// boundary). Started by the vitest global setup, in Node.
+// Real HTTP peers on loopback for the Worker under test: agents with scripted behaviour (the
+// provisioner stand-in is fake-provisioner.ts). Started by the vitest global setup, in Node.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -8,8 +7,6 @@ type Received = { headers: http.IncomingHttpHeaders; body: string };
 
 export async function startLoopbackServers(): Promise<{ port: number; close: () => Promise<void> }> {
   const received = new Map<string, Received[]>();
-  const provisionerState = new Map<string, string>();
-  const restarts = new Map<string, number>();
   // Per-name concurrency of the `slow` behaviour: requests in flight now, and the most seen at once.
   const inFlight = new Map<string, { now: number; peak: number }>();
 
@@ -115,28 +112,6 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
     if (parts[0] === '_received') return json(200, received.get(parts[1]!) ?? []);
     if (parts[0] === '_inflight') return json(200, inFlight.get(parts[1]!) ?? { now: 0, peak: 0 });
 
-    if (parts[0] === 'prov') {
-      // /prov/workspaces/:id/status | /prov/workspaces/:id/restart | /prov/_state/:id | /prov/_restarts/:id
-      if (parts[1] === '_state') {
-        provisionerState.set(parts[2]!, JSON.parse(body).state);
-        return json(200, { ok: true });
-      }
-      if (parts[1] === '_restarts') return json(200, { count: restarts.get(parts[2]!) ?? 0 });
-      if (req.headers.authorization !== 'Bearer test-provisioner-token') return json(401, { error: 'unauthorized' });
-      const id = parts[2]!;
-      if (parts[3] === 'status') {
-        const state = provisionerState.get(id) ?? 'running';
-        if (state === 'error') return json(500, { error: 'ec2 api exploded' });
-        return json(200, { state });
-      }
-      if (parts[3] === 'restart' && req.method === 'POST') {
-        restarts.set(id, (restarts.get(id) ?? 0) + 1);
-        if (provisionerState.get(id) === 'error') return json(500, { error: 'docker daemon exploded' });
-        // A slow restart, so overlapping requests have a cycle to coalesce into.
-        setTimeout(() => json(202, { ok: true }), 300);
-        return;
-      }
-    }
     json(404, { error: 'not found' });
   });
 

@@ -287,7 +287,8 @@ describe('Python SDK: connect --token → run_agent_loop (heartbeat, PollDeliver
     expect({ status: live.status, paused: live.paused, deleted: live.deleted }).toEqual({ status: 'online', paused: false, deleted: false });
 
     // Pausing is not a route yet: the column, as an operator action would leave it.
-    await sql(`UPDATE workspaces SET status = 'paused' WHERE id = $1`, [ws.id]);
+    // The operator pauses it (POST /workspaces/:id/pause).
+    expect((await callJson('POST', `/workspaces/${ws.id}/pause`, { token: ADMIN })).status).toBe(200);
     const paused = await sdk.pollState();
     expect({ status: paused.status, paused: paused.paused, deleted: paused.deleted }).toEqual({ status: 'paused', paused: true, deleted: false });
     expect(await runAgentLoop(sdk, idle, delivery)).toBe('paused');

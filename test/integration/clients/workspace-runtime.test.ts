@@ -7,6 +7,7 @@
 // (tool_delegate_task_async and the _delegate_sync_via_polling loop).
 import { describe, expect, it } from 'vitest';
 import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor } from '../../support/api';
+import { waitForStart } from '../../support/provisioner';
 
 /** PLATFORM_URL as the container sees it; platform_auth.py auth_headers() sends it as Origin on every call. */
 const PLATFORM_URL = BASE;
@@ -16,11 +17,14 @@ async function sha256Hex(s: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The runtime's state and calls for one workspace (WORKSPACE_ID). */
-function runtime(workspaceId: string) {
-  // platform_auth.py: the cached token (/configs/.auth_token); none on the first ever boot.
-  let token: string | undefined;
-  let inboundSecret: string | undefined;
+/**
+ * The runtime's state and calls for one workspace (WORKSPACE_ID). `configs`: what the provisioner
+ * wrote to /configs (.auth_token, .platform_inbound_secret) before the container started.
+ */
+function runtime(workspaceId: string, configs: { auth_token?: string; platform_inbound_secret?: string } = {}) {
+  // platform_auth.py: the cached token (/configs/.auth_token).
+  let token: string | undefined = configs.auth_token;
+  let inboundSecret: string | undefined = configs.platform_inbound_secret;
   const authHeaders = () => ({ token, headers: { Origin: PLATFORM_URL } });
   /** platform_auth.py self_source_headers(src): auth_headers plus X-Workspace-ID. */
   const selfSourceHeaders = () => ({ token, headers: { Origin: PLATFORM_URL, 'X-Workspace-ID': workspaceId } });
@@ -154,24 +158,26 @@ describe('workspace runtime: boot → heartbeat → card → discover → A2A �
   it('runs a provisioned workspace end to end with the fields each call reads', async () => {
     const { created, sibling, siblingAgent, siblingName } = await team();
     expect(created.body.status).toBe('provisioning');
-    expect(created.token).toBeUndefined(); // nothing to hand the container: its first register mints it
-    const rt = runtime(created.id);
+    expect(created.token).toBeUndefined(); // the provisioner hands the container its token, not the operator
+    // The provisioner started the container with /configs/.auth_token and .platform_inbound_secret.
+    const configs = await waitForStart(created.id);
+    const rt = runtime(created.id, configs);
     const agentUrl = loopback(`/agent/echo/rt-${tag()}`);
 
-    // First boot: no token yet, so no Authorization header.
+    // First boot: the provisioned bearer; no bootstrap token on top of it.
     const first = await rt.register(agentUrl);
     expect(first.status).toBe(200);
-    expect(typeof first.body.auth_token).toBe('string');
-    expect(typeof first.body.platform_inbound_secret).toBe('string');
-    expect(rt.token).toBe(first.body.auth_token);
+    expect(first.body.auth_token).toBeUndefined();
+    expect(first.body.platform_inbound_secret).toBe(configs.platform_inbound_secret);
+    expect(rt.token).toBe(configs.auth_token);
     expect(await statusOf(created.id)).toBe('online');
 
-    // Second boot (container restart): the saved bearer; no second token.
+    // Second boot (container restart): the same bearer; no second token.
     const second = await rt.register(agentUrl);
     expect(second.status).toBe(200);
     expect(second.body.auth_token).toBeUndefined();
     expect(second.body.platform_inbound_secret).toBe(first.body.platform_inbound_secret);
-    expect(rt.token).toBe(first.body.auth_token);
+    expect(rt.token).toBe(configs.auth_token);
 
     // Heartbeats: healthy, wedged (degraded), healthy again as the runtime sends it (no runtime_state
     // key at all once the wedge clears), wedged again, then runtime_state "" (Go's recovery condition).
@@ -225,7 +231,7 @@ describe('workspace runtime: boot → heartbeat → card → discover → A2A �
 
   it('removed by the operator: register with the revoked bearer is 410 with a hint, and so is get_workspace_info', async () => {
     const { created } = await team();
-    const rt = runtime(created.id);
+    const rt = runtime(created.id, await waitForStart(created.id));
     expect((await rt.register(loopback(`/agent/echo/rt-${tag()}`))).status).toBe(200);
     expect((await call('DELETE', `/workspaces/${created.id}`, { token: ADMIN })).status).toBe(200);
 
