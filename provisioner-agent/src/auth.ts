@@ -9,13 +9,21 @@ import { SIGNATURE_WINDOW_SECONDS, verifyRequest } from '../../src/provisioning/
 export class NonceCache {
   readonly #expiresAt = new Map<string, number>();
   readonly #max: number;
+  readonly #notBeforeSeconds: number;
 
-  constructor(max = 100_000) {
+  /**
+   * `createdAt`: a request signed before this cache existed may have been answered by a previous
+   * process (a restart empties the cache), so it counts as replayed. The cost: after a restart,
+   * an agent whose clock runs s seconds ahead of the Worker's refuses requests for s seconds.
+   */
+  constructor(max = 100_000, createdAt = Date.now()) {
     this.#max = max;
+    this.#notBeforeSeconds = Math.floor(createdAt / 1000);
   }
 
   /** 'fresh' (now remembered), 'replayed', or 'full'. */
   remember(nonce: string, timestampSeconds: number, now = Date.now()): 'fresh' | 'replayed' | 'full' {
+    if (timestampSeconds < this.#notBeforeSeconds) return 'replayed';
     const seenUntil = this.#expiresAt.get(nonce);
     if (seenUntil !== undefined && seenUntil >= now) return 'replayed';
     if (this.#expiresAt.size >= this.#max) this.#sweep(now);

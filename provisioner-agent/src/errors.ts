@@ -32,6 +32,7 @@ export const TEXT = {
   busy: 'provisioner busy, retry later',
   workspaceNotFound: 'workspace agent not found',
   conflict: 'operation conflicts with the current state of the workspace agent',
+  changing: 'workspace agent is being started or stopped, retry later',
   backendFailed: 'provisioner backend failed',
   dockerImageMissing: 'agent image not present on the Docker host: pull or build it, or point AGENT_IMAGE at one that is',
   ec2ImageMissing: 'agent AMI not found in the configured region: check EC2_AMI_ID',

@@ -7,7 +7,11 @@ const noNul = (s: string) => !s.includes('\u0000');
 /** Secrets written to files: visible ASCII, so a file never gains a stray newline or control byte. */
 const secretValue = z.string().regex(/^[\x21-\x7e]{16,512}$/);
 
-export const WorkspaceId = z.uuid();
+/**
+ * Lower-cased: one workspace must map to one container, volume, tag value and serialisation key,
+ * whatever case the caller wrote its id in (Postgres compares uuids case-insensitively).
+ */
+export const WorkspaceId = z.uuid().transform((id) => id.toLowerCase());
 export const InstanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/);
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

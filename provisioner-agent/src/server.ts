@@ -15,9 +15,20 @@ export interface ProvisionerServerOptions {
   /** Request body cap; larger bodies are refused before they are read in full. */
   maxBodyBytes?: number;
   nonceCacheSize?: number;
+  /** Time allowed to receive a whole request (headers and body); tests shorten it. */
+  requestTimeoutMs?: number;
+  /** How often Node enforces the request/headers timeouts (its default, 30 s, would let them overrun). */
+  connectionsCheckingIntervalMs?: number;
 }
 
 export const MAX_BODY_BYTES = 256 * 1024;
+/**
+ * Receiving a request (not answering it: a 3 min start is not bounded by this) — a capped body
+ * arrives in well under this, so a client that dribbles bytes is cut off instead of holding a
+ * connection and a body buffer for minutes.
+ */
+export const REQUEST_TIMEOUT_MS = 20_000;
+export const HEADERS_TIMEOUT_MS = 10_000;
 
 /** One JSON line per event on stderr: the only place raw daemon/AWS text is ever written. */
 export const stderrLog: Logger = (message, fields = {}) => {
@@ -51,6 +62,22 @@ function matchRoute(method: string, pathname: string): Route | null {
   }
   const list = /^\/v1\/([a-z0-9]{1,16})\/workspaces$/.exec(pathname);
   return list && method === 'GET' ? { op: 'list', backend: list[1]! } : null;
+}
+
+/**
+ * The signature covers the raw request target, so the router must act on exactly that string:
+ * anything URL parsing would rewrite (`//host`, dot segments, `%2e`, `\\`, an absolute-form
+ * target, a fragment) or any percent-escape is refused rather than normalised into another path.
+ */
+function canonicalTarget(raw: string): URL | null {
+  if (!raw.startsWith('/') || raw.startsWith('//') || raw.includes('#') || /[%\\]/.test(raw.split('?')[0]!)) return null;
+  let url: URL;
+  try {
+    url = new URL(raw, 'http://agent.invalid');
+  } catch {
+    return null;
+  }
+  return url.host === 'agent.invalid' && `${url.pathname}${url.search}` === raw ? url : null;
 }
 
 class TooLarge extends Error {}
@@ -136,7 +163,8 @@ export function createProvisionerServer(options: ProvisionerServerOptions): http
     if (auth === 'unauthorized') throw new AgentError('unauthorized', TEXT.unauthorized);
     if (auth === 'busy') throw new AgentError('unavailable', TEXT.busy);
 
-    const url = new URL(pathWithQuery, 'http://agent.invalid');
+    const url = canonicalTarget(pathWithQuery);
+    if (!url) throw new AgentError('invalid', TEXT.invalid);
     const route = matchRoute(method, url.pathname);
     if (!route) throw new AgentError('not_found', TEXT.unknownRoute);
     const backend = (PROVISIONER_BACKENDS as readonly string[]).includes(route.backend)
@@ -165,6 +193,9 @@ export function createProvisionerServer(options: ProvisionerServerOptions): http
       }
       case 'status': {
         const { instance_id } = parse(InstanceQuerySchema, query);
+        // Mid-start the container exists but is not running yet, and mid-stop it may still run:
+        // neither is a definite answer, and a "stopped" here would trigger a needless restart.
+        if (inFlight.has(key)) throw new AgentError('conflict', TEXT.changing);
         return { status: 200, body: { state: await backend.status(id, instance_id ?? null) } };
       }
       case 'console': {
@@ -174,7 +205,13 @@ export function createProvisionerServer(options: ProvisionerServerOptions): http
     }
   }
 
-  const server = http.createServer(async (req, res) => {
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const serverOptions: http.ServerOptions = {
+    requestTimeout,
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
+    connectionsCheckingInterval: options.connectionsCheckingIntervalMs ?? 1_000,
+  };
+  const server = http.createServer(serverOptions, async (req, res) => {
     const send = (status: number, payload: unknown) => {
       const text = JSON.stringify(payload);
       res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
@@ -196,8 +233,5 @@ export function createProvisionerServer(options: ProvisionerServerOptions): http
       send(failure.status, failure.body());
     }
   });
-  server.headersTimeout = 10_000;
-  // A start may pull config, create, copy and start within the 3 min provision budget.
-  server.requestTimeout = 240_000;
   return server;
 }

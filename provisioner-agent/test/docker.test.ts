@@ -227,6 +227,18 @@ describe('docker stop', () => {
     expect(double.volume(`ws-${id}-configs`)).toBeDefined();
   });
 
+  it('reads "gone" only from the daemon\'s own words: a bare 404 (a proxy, a wrong API path) is an error', async () => {
+    const id = randomUUID();
+    await start(id);
+    const bare404 = { status: 404, message: 'page not found' };
+    double.fail('remove', bare404);
+    expect(await stop(id, true)).toMatchObject({ status: 503, json: { code: 'unavailable', error: TEXT.backendFailed } });
+    expect(double.volume(`ws-${id}-configs`)).toBeDefined();
+    double.fail('inspect', bare404);
+    expect(await status(id)).toMatchObject({ status: 503, json: { code: 'unavailable' } });
+    expect((await status(id)).json).toEqual({ state: 'running' });
+  });
+
   it('reports any other daemon error and then leaves the volume alone', async () => {
     const id = randomUUID();
     await start(id);

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createEc2Backend } from '../src/ec2/driver.ts';
+import { createEc2Backend, LAUNCH_SETTLE_MS } from '../src/ec2/driver.ts';
 import { TEXT } from '../src/errors.ts';
 import { createProvisionerServer } from '../src/server.ts';
 import { signedFetch } from './support/signed.ts';
@@ -97,6 +97,7 @@ describe('ec2 start', () => {
       SecurityGroupIds: ['sg-0123456789abcdef0', 'sg-0fedcba9876543210'],
       MinCount: 1,
       MaxCount: 1,
+      MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
       TagSpecifications: [
         {
           ResourceType: 'instance',
@@ -172,16 +173,28 @@ describe('ec2 start', () => {
 });
 
 describe('ec2 stop', () => {
-  it('terminates the request\'s instance, only if it carries the workspace tags', async () => {
+  it('terminates the workspace\'s tagged instances; the request\'s instance only if it carries the workspace tags', async () => {
     const id = randomUUID();
     ec2.on(DescribeInstancesCommand).resolves(reservation({ id: 'i-0123456789abcdef0', state: 'running', ws: id }));
     ec2.on(TerminateInstancesCommand).resolves({});
     const res = await call('POST', `/v1/ec2/workspaces/${id}/stop`, { purge: true, instance_id: 'i-0123456789abcdef0' });
     expect(res).toMatchObject({ status: 200, json: { stopped: true, volume_removed: false } });
-    const describe = ec2.commandCalls(DescribeInstancesCommand)[0]!.args[0].input;
-    expect(describe.InstanceIds).toEqual(['i-0123456789abcdef0']);
-    expect(describe.Filters).toContainEqual({ Name: 'tag:molecule:workspace-id', Values: [id] });
+    const describes = ec2.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input);
+    for (const d of describes) {
+      expect(d.Filters).toContainEqual({ Name: 'tag:molecule:workspace-id', Values: [id] });
+      expect(d.Filters).toContainEqual({ Name: 'tag:molecule:managed', Values: ['true'] });
+    }
     expect(ec2.commandCalls(TerminateInstancesCommand)[0]!.args[0].input).toEqual({ InstanceIds: ['i-0123456789abcdef0'] });
+  });
+
+  it('also terminates a newer instance when the instance_id on file is stale', async () => {
+    const id = randomUUID();
+    // The Worker still holds i-…01 (gone); a start whose answer was lost launched i-…02.
+    ec2.on(DescribeInstancesCommand).resolves(reservation({ id: 'i-00000000000000002', state: 'running', ws: id }));
+    ec2.on(DescribeInstancesCommand, { InstanceIds: ['i-00000000000000001'] }).rejects(awsError('InvalidInstanceID.NotFound'));
+    ec2.on(TerminateInstancesCommand).resolves({});
+    expect((await call('POST', `/v1/ec2/workspaces/${id}/stop`, { purge: false, instance_id: 'i-00000000000000001' })).status).toBe(200);
+    expect(ec2.commandCalls(TerminateInstancesCommand).map((c) => c.args[0].input)).toEqual([{ InstanceIds: ['i-00000000000000002'] }]);
   });
 
   it('finds the instance by tag without an instance_id; nothing found terminates nothing', async () => {
@@ -271,6 +284,37 @@ describe('ec2 status, console and list', () => {
       { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
     ]);
     expect(second!.NextToken).toBe('page-2');
+  });
+});
+
+describe('ec2 list and status bounds', () => {
+  it('answers an error, never a silently partial list, when the pages do not end', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ ...reservation({ id: 'i-00000000000000001', state: 'running', ws: randomUUID() }), NextToken: 'more' });
+    expect(await call('GET', '/v1/ec2/workspaces')).toMatchObject({ status: 503, json: { code: 'unavailable', error: TEXT.backendFailed } });
+    expect(ec2.commandCalls(DescribeInstancesCommand)[0]!.args[0].input.MaxResults).toBe(1000);
+  });
+
+  it('does not call a just-launched instance not_found while EC2 reads catch up', async () => {
+    let clock = 1_000_000;
+    const backend = createEc2Backend(
+      {
+        client: new EC2Client({ region: 'eu-west-3', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' } }),
+        imageId: 'ami-0abc1234def567890',
+        instanceType: 't3.medium',
+        subnetId: 'subnet-0aa11bb22cc33dd44',
+        securityGroupIds: ['sg-0123456789abcdef0'],
+        startCommand: 'true',
+      },
+      () => clock,
+    );
+    const id = randomUUID();
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    ec2.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: 'i-0123456789abcdef0' }] });
+    await backend.start(id, START);
+    ec2.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
+    await expect(backend.status(id, 'i-0123456789abcdef0')).rejects.toMatchObject({ code: 'conflict' });
+    clock += LAUNCH_SETTLE_MS;
+    await expect(backend.status(id, 'i-0123456789abcdef0')).resolves.toBe('not_found');
   });
 });
 

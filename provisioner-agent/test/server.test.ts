@@ -1,3 +1,4 @@
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SIGNATURE_WINDOW_SECONDS, signRequest } from '../../src/provisioning/protocol.ts';
@@ -5,7 +6,7 @@ import { NonceCache } from '../src/auth.ts';
 import type { Backend } from '../src/backend.ts';
 import { AgentError, TEXT } from '../src/errors.ts';
 import { main } from '../src/main.ts';
-import { createProvisionerServer, type Logger } from '../src/server.ts';
+import { createProvisionerServer, type Logger, REQUEST_TIMEOUT_MS } from '../src/server.ts';
 import { signedFetch } from './support/signed.ts';
 
 const SECRET = 'server-test-secret-0123456789abcdef';
@@ -21,9 +22,12 @@ const START = {
 
 const calls: Array<[string, ...unknown[]]> = [];
 let failWith: unknown = null;
+/** While set, a start waits for it (a start in flight). */
+let startGate: Promise<void> | null = null;
 const stub: Backend = {
   async start(id, req) {
     calls.push(['start', id, req]);
+    if (startGate) await startGate;
     if (failWith) throw failWith;
     return { url: 'http://127.0.0.1:41000', instance_id: null };
   },
@@ -60,7 +64,27 @@ beforeEach(() => {
   calls.length = 0;
   logged.length = 0;
   failWith = null;
+  startGate = null;
 });
+
+/**
+ * A signed request whose target goes on the wire byte for byte (fetch would normalise it first),
+ * signed over exactly that target, as a Worker bug or a proxy in between might produce it.
+ */
+async function rawSigned(method: 'GET' | 'POST', target: string, body = '', signedAt = Date.now()): Promise<{ status: number; text: string }> {
+  const headers = await signRequest(SECRET, method, target, body, signedAt);
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 const call = (method: 'GET' | 'POST', path: string, body?: unknown, mutate?: Parameters<typeof signedFetch>[5]) =>
   signedFetch(base, SECRET, method, path, body, mutate);
@@ -121,6 +145,32 @@ describe('request signing', () => {
       }),
     ];
     expect(tampered.map((r) => r.status)).toEqual([401, 401, 401]);
+    expect(calls).toEqual([]);
+  });
+
+  it('acts only on the exact target it verified: a target URL parsing would rewrite is refused', async () => {
+    const stopBody = JSON.stringify({ purge: true });
+    for (const target of [
+      `/v1/docker/workspaces/x/%2e%2e/${ID}/stop`,
+      `/v1/docker/workspaces/x/../${ID}/stop`,
+      `/v1/docker/./workspaces/${ID}/stop`,
+      `//evil.test/v1/docker/workspaces/${ID}/stop`,
+      `http://evil.test/v1/docker/workspaces/${ID}/stop`,
+      `/v1/docker\\workspaces/${ID}/stop`,
+      `/v1/docker/workspaces/${ID.replace('6', '%36')}/stop`,
+    ]) {
+      const res = await rawSigned('POST', target, stopBody);
+      expect({ target, status: res.status }).toEqual({ target, status: 400 });
+      expect(JSON.parse(res.text)).toEqual({ code: 'invalid', error: TEXT.invalid });
+    }
+    expect(calls).toEqual([]);
+    // The canonical form of the same request still works.
+    expect((await rawSigned('POST', `/v1/docker/workspaces/${ID}/stop`, stopBody)).status).toBe(200);
+  });
+
+  it('refuses a request signed before this agent started, even inside the window (a restart empties the nonce cache)', async () => {
+    const res = await rawSigned('GET', `/v1/docker/workspaces/${ID}/status`, '', Date.now() - 10_000);
+    expect(res.status).toBe(401);
     expect(calls).toEqual([]);
   });
 
@@ -248,9 +298,74 @@ describe('input validation', () => {
   });
 });
 
+describe('connection limits', () => {
+  it('bounds the time to receive a request, not the time to answer it', () => {
+    expect(REQUEST_TIMEOUT_MS).toBeLessThanOrEqual(30_000);
+    expect(server.requestTimeout).toBe(REQUEST_TIMEOUT_MS);
+    expect(server.headersTimeout).toBeLessThanOrEqual(server.requestTimeout);
+  });
+
+  it('cuts off a client that dribbles its body (slow loris)', async () => {
+    const slow = createProvisionerServer({ secret: SECRET, backends: { docker: stub }, log, requestTimeoutMs: 400, connectionsCheckingIntervalMs: 50 });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = slow.address() as AddressInfo;
+      const started = Date.now();
+      const outcome = await new Promise<string>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/v1/docker/workspaces/${ID}/stop`, headers: { 'content-length': '1000' } });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(`status ${res.statusCode}`);
+        });
+        req.on('error', () => resolve('closed'));
+        req.write('{');
+        const drip = setInterval(() => req.write(' '), 100);
+        req.on('close', () => clearInterval(drip));
+        setTimeout(() => {
+          clearInterval(drip);
+          resolve('still open');
+          req.destroy();
+        }, 3_000);
+      });
+      expect(outcome).toBe('status 408');
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(calls).toEqual([]);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
+  });
+});
+
+describe('concurrency', () => {
+  it('does not answer a definite state while a start of the same workspace is in flight', async () => {
+    let open!: () => void;
+    startGate = new Promise<void>((resolve) => (open = resolve));
+    const starting = call('POST', `/v1/docker/workspaces/${ID}/start`, START);
+    while (!calls.some(([op]) => op === 'start')) await new Promise((r) => setTimeout(r, 5));
+    const during = await call('GET', `/v1/docker/workspaces/${ID}/status`);
+    expect(during).toMatchObject({ status: 409, json: { code: 'conflict', error: TEXT.changing } });
+    open();
+    expect((await starting).status).toBe(200);
+    expect((await call('GET', `/v1/docker/workspaces/${ID}/status`)).json).toEqual({ state: 'running' });
+  });
+
+  it('treats an upper-case workspace id as the same workspace (one container name, one queue)', async () => {
+    let open!: () => void;
+    startGate = new Promise<void>((resolve) => (open = resolve));
+    const upper = call('POST', `/v1/docker/workspaces/${ID.toUpperCase()}/start`, START);
+    while (!calls.some(([op]) => op === 'start')) await new Promise((r) => setTimeout(r, 5));
+    // The lower-case spelling waits behind the upper-case start instead of racing it.
+    expect((await call('GET', `/v1/docker/workspaces/${ID}/status`)).status).toBe(409);
+    open();
+    await upper;
+    expect(calls[0]).toEqual(['start', ID, START]);
+  });
+});
+
 describe('nonce cache and startup', () => {
   it('remembers a nonce until its timestamp leaves the window, and refuses when full of live nonces', () => {
-    const cache = new NonceCache(2);
+    const cache = new NonceCache(2, 0);
     const t = 1_700_000_000;
     const now = t * 1000;
     expect(cache.remember('a', t, now)).toBe('fresh');

@@ -8,13 +8,17 @@ import { AgentError, TEXT } from '../errors.ts';
 interface DaemonError {
   statusCode?: number;
   json?: { message?: unknown } | null;
-  message?: string;
 }
 
+/**
+ * The daemon's own words only (its JSON body's `message`). Not `err.message`: docker-modem writes
+ * its own reading of the status into it ("(HTTP code 404) no such container - …" for ANY 404 of a
+ * container call), so a 404 from something else on the socket (a proxy, an unsupported API path)
+ * would read as "gone" — a stop that did nothing reported as done, a running agent as not_found.
+ */
 function daemonText(err: unknown): string {
   const e = (err ?? {}) as DaemonError;
-  const fromBody = e.json && typeof e.json === 'object' && typeof e.json.message === 'string' ? e.json.message : '';
-  return `${fromBody} ${typeof e.message === 'string' ? e.message : ''}`.toLowerCase();
+  return (e.json && typeof e.json === 'object' && typeof e.json.message === 'string' ? e.json.message : '').toLowerCase();
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -22,10 +26,10 @@ function statusOf(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** A container (or volume) that does not exist: "No such container", "no such volume", 404. */
+/** A container (or volume) the daemon says does not exist: "No such container", "no such volume". */
 export function isGone(err: unknown): boolean {
   const text = daemonText(err);
-  return statusOf(err) === 404 || text.includes('no such container') || text.includes('no such volume');
+  return text.includes('no such container') || text.includes('no such volume');
 }
 
 /** Another removal of the same container is under way: both substrings, as the daemon words it. */

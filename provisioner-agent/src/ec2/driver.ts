@@ -33,20 +33,36 @@ export interface Ec2BackendConfig {
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
 const RUNNING_STATES = new Set(['pending', 'running']);
 const MAX_PAGES = 20;
+const PAGE_SIZE = 1000;
+/**
+ * EC2 reads are eventually consistent: for a while after RunInstances, DescribeInstances may not
+ * know the new instance (by id or by tag). Within this time "not found" is not a definite answer.
+ */
+export const LAUNCH_SETTLE_MS = 120_000;
 
-export function createEc2Backend(config: Ec2BackendConfig): Backend {
+export function createEc2Backend(config: Ec2BackendConfig, now: () => number = Date.now): Backend {
   const { client } = config;
+  /** Workspace id → when this agent last launched an instance for it. */
+  const launchedAt = new Map<string, number>();
+  const settling = (id: string) => {
+    const at = launchedAt.get(id);
+    if (at !== undefined && now() - at >= LAUNCH_SETTLE_MS) launchedAt.delete(id);
+    return at !== undefined && now() - at < LAUNCH_SETTLE_MS;
+  };
 
+  /** Every page, or an error: a silently partial list would read as "these workspaces are gone". */
   async function describe(filters: Filter[], instanceIds?: string[]): Promise<Instance[]> {
     const instances: Instance[] = [];
     let NextToken: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const out = await client.send(new DescribeInstancesCommand({ Filters: filters, InstanceIds: instanceIds, NextToken }));
+      const out = await client.send(
+        new DescribeInstancesCommand({ Filters: filters, InstanceIds: instanceIds, NextToken, ...(instanceIds ? {} : { MaxResults: PAGE_SIZE }) }),
+      );
       for (const reservation of out.Reservations ?? []) instances.push(...(reservation.Instances ?? []));
       NextToken = out.NextToken;
-      if (!NextToken) break;
+      if (!NextToken) return instances;
     }
-    return instances;
+    throw new AgentError('unavailable', TEXT.backendFailed, new Error(`DescribeInstances: more than ${MAX_PAGES} pages`));
   }
 
   /**
@@ -102,10 +118,15 @@ export function createEc2Backend(config: Ec2BackendConfig): Backend {
             MaxCount: 1,
             UserData: Buffer.from(script, 'utf8').toString('base64'),
             TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
+            // The user data carries the workspace's secrets: IMDSv1 would hand them to any SSRF
+            // from the agent (GET 169.254.169.254/latest/user-data). v2 needs a PUT with a header,
+            // and one hop keeps containers on the instance from reaching it.
+            MetadataOptions: { HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
           }),
         );
         const instance = out.Instances?.[0];
         if (!instance?.InstanceId) throw new Error('RunInstances answered without an instance');
+        launchedAt.set(id, now());
         return {
           instance_id: instance.InstanceId,
           url: instance.PrivateIpAddress ? `http://${instance.PrivateIpAddress}:${AGENT_PORT}` : null,
@@ -118,14 +139,24 @@ export function createEc2Backend(config: Ec2BackendConfig): Backend {
     },
 
     async stop(id, request): Promise<StopResult> {
-      await terminate(await workspaceInstances(id, request.instance_id ?? null, LIVE_STATES));
+      // Every live instance of the workspace, not only the one on file: the id the Worker holds may
+      // be stale (a start whose answer was lost launched another), and stop means none is left.
+      // The hint is still looked up, ours only, for an instance the tag filter does not show yet.
+      const tagged = await workspaceInstances(id, null, LIVE_STATES);
+      const hint = request.instance_id ?? null;
+      const hinted = hint && !tagged.some((i) => i.InstanceId === hint) ? await workspaceInstances(id, hint, LIVE_STATES) : [];
+      await terminate([...tagged, ...hinted]);
+      launchedAt.delete(id);
       // The configs live on the instance's root volume, which terminates with it; no separate volume.
       return { stopped: true, volume_removed: false };
     },
 
     async status(id, instanceId): Promise<AgentState> {
       const instances = await workspaceInstances(id, instanceId);
-      if (instances.length === 0) return 'not_found';
+      if (instances.length === 0) {
+        if (settling(id)) throw new AgentError('conflict', TEXT.changing);
+        return 'not_found';
+      }
       // Pending counts as running: it is on its way up, and "stopped" would trigger a restart.
       return instances.some((i) => RUNNING_STATES.has(i.State?.Name ?? '')) ? 'running' : 'stopped';
     },
