@@ -5,6 +5,7 @@
 // (WORKSPACE_PROVISION_FAILED), payload.agent_card, payload.current_task / active_tasks.
 import { describe, expect, it } from 'vitest';
 import { ADMIN, BASE, a2aMessage, call, callJson, createWorkspace, loopback, registeredAgent, uniq, waitFor } from '../support/api';
+import { setAgentState } from '../support/provisioner';
 import { subscribeHub, subscribeStream } from '../support/events';
 import { exports } from 'cloudflare:workers';
 
@@ -166,7 +167,7 @@ describe('GET /ws: every event kind', () => {
 
     // offline (the agent's container is gone) and removed
     const dying = await registeredAgent({ url: loopback(`/agent/status/502/${uniq()}`), runtime: 'langgraph' });
-    await fetch(loopback(`/prov/_state/${dying.id}`), { method: 'POST', body: JSON.stringify({ state: 'stopped' }) });
+    await setAgentState(dying.id, 'stopped');
     expect((await callJson('POST', `/workspaces/${dying.id}/a2a`, { token: ADMIN, body: a2aMessage() })).status).toBe(503);
     await feed.next(of('WORKSPACE_OFFLINE', dying.id));
     expect((await call('DELETE', `/workspaces/${dying.id}?confirm=true`, { token: ADMIN })).status).toBe(200);
