@@ -1044,6 +1044,7 @@ export interface paths {
                         parent_id?: string | null;
                         budget_limit?: number | null;
                         max_concurrent_tasks?: number;
+                        hibernation_idle_minutes?: number;
                         /** @enum {string} */
                         delivery_mode?: "push" | "poll";
                         workspace_dir?: string;
@@ -1274,6 +1275,7 @@ export interface paths {
                         parent_id?: string | null;
                         workspace_dir?: string | null;
                         max_concurrent_tasks?: number;
+                        hibernation_idle_minutes?: number;
                     };
                 };
             };
@@ -3519,6 +3521,7 @@ export interface components {
             workspace_access: "none" | "read_only" | "read_write";
             runtime_state: string | null;
             talk_to_user_enabled: boolean;
+            hibernation_idle_minutes: number;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */

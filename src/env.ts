@@ -31,6 +31,12 @@ export type Bindings = {
   A2A_IDLE_TIMEOUT_SECONDS?: string;
   /** Days of activity rows the cron keeps (default 7). */
   ACTIVITY_RETENTION_DAYS?: string;
+  /** Seconds of heartbeat silence before an agent we run is marked offline and restarted (default 180). */
+  LIVENESS_TTL_SECONDS?: string;
+  /** The same for external agents, which are only marked offline (default 90). */
+  REMOTE_LIVENESS_STALE_AFTER?: string;
+  /** Seconds a workspace may stay `provisioning` before it is failed (default 600; hermes 1800). */
+  PROVISION_TIMEOUT_SECONDS?: string;
   WORKSPACE_COORDINATOR: DurableObjectNamespace<WorkspaceCoordinator>;
   DELEGATION_DISPATCHER: DurableObjectNamespace<DelegationDispatcher>;
   ACTIVITY_WRITER: DurableObjectNamespace<ActivityWriter>;

@@ -52,6 +52,7 @@ export const Workspace = z
     workspace_access: z.enum(WORKSPACE_ACCESS),
     runtime_state: z.string().nullable(),
     talk_to_user_enabled: z.boolean(),
+    hibernation_idle_minutes: z.number().int(),
     created_at: Timestamp,
     updated_at: Timestamp,
   })

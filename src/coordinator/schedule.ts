@@ -5,11 +5,11 @@
  *
  * - restart: the coalesced restart/provision cycle (runs as soon as asked);
  * - drain:   one bounded A2A queue drain run;
- * - context: the post-restart context message, waiting (bounded) for the agent to come online.
- * Next (issue #10): `liveness`, a deadline each heartbeat pushes forward; when it fires the
- * workspace goes offline and a restart is requested.
+ * - context: the post-restart context message, waiting (bounded) for the agent to come online;
+ * - liveness: a deadline each register/heartbeat pushes forward; when it passes, the workspace
+ *   goes offline and (for an agent we run) a restart is requested.
  */
-export const TASKS = ['restart', 'drain', 'context'] as const;
+export const TASKS = ['restart', 'drain', 'context', 'liveness'] as const;
 export type Task = (typeof TASKS)[number];
 export type Schedule = Partial<Record<Task, number>>;
 
@@ -17,6 +17,11 @@ export type Schedule = Partial<Record<Task, number>>;
 export function withTask(schedule: Schedule, task: Task, at: number): Schedule {
   const current = schedule[task];
   return { ...schedule, [task]: current === undefined ? at : Math.min(current, at) };
+}
+
+/** `at` for `task`, replacing its due time: a deadline that moves later (liveness). */
+export function withDeadline(schedule: Schedule, task: Task, at: number): Schedule {
+  return { ...schedule, [task]: at };
 }
 
 export function dueTasks(schedule: Schedule, now: number): Task[] {

@@ -5,14 +5,20 @@ import { runRestartCycle } from '../provisioning/restart';
 import { deliverRestartContext, type RestartContext } from '../provisioning/restart-context';
 import { RequestScope } from '../lib/request-scope';
 import { SUBSCRIBER_CREDENTIAL_HEADER, type CycleKind } from './index';
-import { dueTasks, nextWake, withoutTasks, withTask, type Schedule, type Task } from './schedule';
+import { forgetContexts } from '../a2a/context-cache';
+import { publishEvent } from '../events/publish';
+import { provisionerFor } from '../provisioning/provisioner';
+import { markOfflineIfSilent } from '../workspaces/liveness';
+import { dueTasks, nextWake, withDeadline, withoutTasks, withTask, type Schedule, type Task } from './schedule';
 
 /** Coalescer state; absent = idle. `since` lets a cycle whose alarm died be recognised as stale. */
 type RestartState = { running: boolean; pending: boolean; fresh: boolean; since: number };
 /** The restart context waiting for the agent: sent once it is online, dropped at `deadline`. */
 type PendingContext = { context: RestartContext; deadline: number; delayMs: number };
 
-const KEYS = { schedule: 'schedule', restart: 'restart', context: 'context' } as const;
+const KEYS = { schedule: 'schedule', restart: 'restart', context: 'context', livenessTtl: 'liveness-ttl' } as const;
+/** A liveness check the datastore could not answer is tried again this much later. */
+const LIVENESS_RETRY_MS = 30_000;
 /** Longer than any alarm may run (15 minutes of wall time): a `running` flag this old is a dead run's. */
 const STALE_RUN_MS = 16 * 60_000;
 const CONTEXT_ONLINE_WAIT_MS = 30_000;
@@ -24,7 +30,8 @@ const CONTEXT_MAX_POLL_MS = 5_000;
  * - events: the live-event subscribers (WebSocket hibernation API, so idle canvases cost nothing);
  * - restart: the coalescer. N requests that overlap an in-flight cycle collapse into exactly one
  *   follow-up, so the last cycle sees the newest secrets and a burst never stacks restarts;
- * - drain: the A2A queue drain, one bounded run at a time.
+ * - drain: the A2A queue drain, one bounded run at a time;
+ * - liveness: the agent's silence deadline, pushed forward by every register and heartbeat.
  * Timed work shares the one alarm through a small schedule (schedule.ts).
  */
 export class WorkspaceCoordinator extends DurableObject<Bindings> {
@@ -169,6 +176,52 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
     if (stop === 'budget') await this.schedule('drain', Date.now());
   }
 
+  // ---- liveness -------------------------------------------------------------------------------
+
+  /**
+   * The agent was heard from (register, heartbeat): its deadline moves to `ttlSeconds` from now.
+   * Nothing polls the datastore for silent agents: the deadline is this object's alarm, and the
+   * datastore is read once, when it passes.
+   */
+  async noteAlive(ttlSeconds: number): Promise<void> {
+    if (this.forgotten) return;
+    await this.put(KEYS.livenessTtl, ttlSeconds);
+    await this.setDeadline(Date.now() + ttlSeconds * 1000);
+  }
+
+  /**
+   * The deadline passed. The datastore decides (a heartbeat whose deadline update was lost still
+   * counts): silent → offline, WORKSPACE_OFFLINE, and a restart for a push agent we run; heard from
+   * since → a new deadline; not online/degraded any more → nothing until the next register.
+   */
+  private async runLiveness(): Promise<void> {
+    const ttl = await this.ctx.storage.get<number>(KEYS.livenessTtl);
+    if (!ttl) return;
+    const id = this.workspaceId;
+    const scope = new RequestScope(this.env);
+    try {
+      const check = await markOfflineIfSilent(scope.db, id, ttl);
+      if (check.kind === 'alive') await this.setDeadline(check.nextCheckAt);
+      if (check.kind === 'offline') {
+        forgetContexts({ workspaceIds: [id] });
+        publishEvent(scope, 'WORKSPACE_OFFLINE', id, { reason: 'no heartbeat', silent_seconds: ttl });
+        if (check.runtime !== 'external' && check.deliveryMode === 'push' && provisionerFor(this.env)) await this.requestRestart('restart');
+      }
+    } catch (err) {
+      console.error('liveness check failed; retrying', id, err);
+      await this.setDeadline(Date.now() + LIVENESS_RETRY_MS);
+    } finally {
+      await scope.close();
+    }
+  }
+
+  private async setDeadline(at: number): Promise<void> {
+    if (this.forgotten) return;
+    const schedule = withDeadline(await this.readSchedule(), 'liveness', at);
+    await this.writeSchedule(schedule);
+    await this.arm(schedule);
+  }
+
   // ---- the alarm ------------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
@@ -193,6 +246,8 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
         return this.runDrain();
       case 'context':
         return this.runContext();
+      case 'liveness':
+        return this.runLiveness();
     }
   }
 

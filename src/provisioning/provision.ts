@@ -1,4 +1,5 @@
 import { reissueProvisionCredentials } from '../auth/token-store';
+import { endRevokedFeeds } from '../events/revocation';
 import { publishEvent } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
 import { openWorkspaceSecrets } from '../secrets/values';
@@ -32,6 +33,8 @@ export async function provisionWorkspace(scope: RequestScope, provisioner: Provi
 
   const credentials = await reissueProvisionCredentials(scope.db, row.id);
   if (!credentials) return false;
+  const revoked = credentials.revokedTokenIds.map((tokenId) => ({ workspaceId: row.id, tokenId }));
+  scope.defer('end revoked feeds', () => endRevokedFeeds(scope.env, revoked));
 
   const started = await provisioner.start(row.id, {
     runtime: row.runtime,

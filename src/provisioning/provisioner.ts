@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import type { Bindings } from '../env';
-import { KiB } from '../lib/body';
-import { readStreamCapped } from '../lib/body';
+import { KiB, readStreamCapped } from '../lib/body';
 import {
   PROVISIONER_ERROR_STATUS,
   signRequest,
   type ConsoleResult,
+  type ListResult,
   type ProvisionerBackend,
   type ProvisionerErrorCode,
   type StartRequest,
@@ -27,6 +27,8 @@ export interface Provisioner {
   /** `not_running` only on a definite answer; every uncertain one is `unknown` (SPEC §17 IsRunning). */
   liveness(workspaceId: string, instanceId: string | null): Promise<Liveness>;
   console(workspaceId: string, instanceId: string | null): Promise<Outcome<ConsoleResult>>;
+  /** Every workspace the backend runs an agent for (the orphan sweeper's view of the world). */
+  list(): Promise<Outcome<ListResult>>;
 }
 
 export type Liveness = 'running' | 'not_running' | 'unknown';
@@ -54,14 +56,17 @@ export function provisionerFor(env: Pick<Bindings, 'PROVISIONER_URL' | 'PROVISIO
 
 // Timeouts. A start pulls an image or boots an instance (SPEC §17: a 3-minute provision context);
 // it runs in the coordinator's alarm, whose 15-minute wall time leaves room for a stop before it.
-export const TIMEOUTS_MS = { status: 5_000, start: 180_000, stop: 120_000, console: 15_000 } as const;
+export const TIMEOUTS_MS = { status: 5_000, start: 180_000, stop: 120_000, console: 15_000, list: 15_000 } as const;
 const BODY_CAP = 64 * KiB;
 const CONSOLE_CAP = 256 * KiB;
+/** 100,000 ids of 39 bytes each fit; a longer list is refused rather than read half. */
+const LIST_CAP = 4 * 1024 * KiB;
 
 const StartResultSchema = z.object({ url: z.string().max(2048).nullable(), instance_id: z.string().max(256).nullable() });
 const StopResultSchema = z.object({ stopped: z.literal(true), volume_removed: z.boolean() });
 const StatusResultSchema = z.object({ state: z.enum(['running', 'stopped', 'not_found']) });
 const ConsoleResultSchema = z.object({ output: z.string() });
+const ListResultSchema = z.object({ workspace_ids: z.array(z.uuid()).max(100_000) });
 const ErrorSchema = z.object({ code: z.string() });
 
 type Call = { method: 'GET' | 'POST'; path: string; body?: unknown; timeoutMs: number; cap?: number };
@@ -115,6 +120,10 @@ class HttpProvisioner implements Provisioner {
     const plan = dispatchPlan(this.backend, 'console', workspaceId, instanceId);
     if (!('path' in plan)) return { ok: false, failure: { kind: 'refused', code: 'not_found', status: 404 } };
     return this.call({ method: 'GET', path: plan.path, timeoutMs: TIMEOUTS_MS.console, cap: CONSOLE_CAP }, ConsoleResultSchema);
+  }
+
+  async list(): Promise<Outcome<ListResult>> {
+    return this.call({ method: 'GET', path: `/v1/${this.backend}/workspaces`, timeoutMs: TIMEOUTS_MS.list, cap: LIST_CAP }, ListResultSchema);
   }
 
   /** One signed request; the answer is capped and validated, and every failure is classified and logged here. */

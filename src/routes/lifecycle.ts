@@ -6,13 +6,12 @@ import { ApiError } from '../errors';
 import { publishEvent } from '../events/publish';
 import type { RequestScope } from '../lib/request-scope';
 import { provisionerFor, type Provisioner } from '../provisioning/provisioner';
+import { hibernateWorkspace } from '../provisioning/hibernate';
 import { requestRestart } from '../provisioning/restart';
 import { stopAgents } from '../provisioning/stop';
 import {
   agentOf,
-  claimHibernation,
   enterProvisioning,
-  finishHibernation,
   lifecycleView,
   pauseTree,
   resumeTree,
@@ -169,11 +168,7 @@ lifecycleRoutes.openapi(
     if (view.active_tasks > 0 && !force) {
       throw new ApiError(409, 'workspace has active tasks; use ?force=true to terminate them', { active_tasks: view.active_tasks });
     }
-    const claimed = await claimHibernation(scope.db, id, force);
-    if (!claimed) throw new ApiError(409, 'workspace is changing state — try again');
-    const stopped = await provisioner.stop(id, { purge: false, instanceId: claimed.instance_id });
-    if (!stopped.ok) console.error('hibernate: stop failed', id, stopped.failure);
-    if (await finishHibernation(scope.db, id)) publishEvent(scope, 'WORKSPACE_HIBERNATED', id, { name: claimed.name, tier: claimed.tier });
+    if (!(await hibernateWorkspace(scope, provisioner, id, { force }))) throw new ApiError(409, 'workspace is changing state — try again');
     return c.json({ status: 'hibernated' as const }, 200);
   },
 );

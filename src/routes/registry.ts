@@ -12,6 +12,9 @@ import { KiB } from '../lib/body';
 import { assertAgentUrl } from '../lib/url-policy';
 import { recordHeartbeat, registerAgent } from '../workspaces/registration';
 import { drainQueueInBackground } from '../a2a/queue-drain';
+import { coordinatorOf } from '../coordinator';
+import type { RequestScope } from '../lib/request-scope';
+import { livenessTtlSeconds } from '../workspaces/liveness';
 
 export const registryRoutes = newRouter();
 
@@ -62,6 +65,7 @@ registryRoutes.openapi(registerRoute, async (c) => {
   });
 
   publishEvent(scope, 'WORKSPACE_ONLINE', id, { url: outcome.url ?? null, agent_card: input.agent_card, delivery_mode: outcome.mode });
+  noteAlive(scope, id, outcome.runtime);
   return c.json(
     {
       status: 'registered' as const,
@@ -136,6 +140,7 @@ registryRoutes.openapi(heartbeatRoute, async (c) => {
   }
   if ((row.previous_task ?? null) !== currentTask) publishEvent(scope, 'TASK_UPDATED', id, { current_task: currentTask, active_tasks: activeTasks });
   publishEvent(scope, 'WORKSPACE_HEARTBEAT', id, { active_tasks: activeTasks, uptime_seconds: input.uptime_seconds ?? 0 });
+  noteAlive(scope, id, row.runtime);
   // Most heartbeats find an empty queue: only wake the coordinator when there is work.
   if (row.has_queued && activeTasks < (row.max_concurrent_tasks || 1)) drainQueueInBackground(scope, id);
   return c.json({ status: 'ok' as const, ...(row.platform_inbound_secret ? { platform_inbound_secret: row.platform_inbound_secret } : {}) }, 200);
@@ -152,3 +157,7 @@ function runtimeMetadata(input: z.output<typeof Heartbeat>['runtime_metadata']):
   return Object.keys(out).length > 0 ? out : null;
 }
 
+/** The agent was heard from: its coordinator's silence deadline moves forward (after the response). */
+function noteAlive(scope: RequestScope, id: string, runtime: string): void {
+  scope.defer('liveness deadline', () => coordinatorOf(scope.env, id).noteAlive(livenessTtlSeconds(scope.env, runtime)));
+}

@@ -7,8 +7,7 @@ import { authorizeAdmin, authorizeWorkspace, isOperator } from '../auth/guards';
 import { listWorkspaceTokens, MAX_LIVE_TOKENS_PER_WORKSPACE, mintWorkspaceToken, revokeWorkspaceToken } from '../auth/token-store';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
-import { eventHub, hubTag } from '../events/hub';
-import { coordinatorOf, workspaceTokenSubscriber } from '../coordinator';
+import { endRevokedFeeds } from '../events/revocation';
 import { KiB } from '../lib/body';
 
 export const workspaceTokenRoutes = newRouter();
@@ -143,10 +142,7 @@ workspaceTokenRoutes.openapi(
     await authorizeTokenAdmin(c, id);
     if (!(await revokeWorkspaceToken(c.var.scope.db, id, tokenId))) throw new ApiError(404, 'token not found or already revoked');
     // Its open live feeds end too (they were authorised once, at upgrade).
-    await Promise.all([
-      coordinatorOf(c.env, id).closeSubscribers(workspaceTokenSubscriber(tokenId)),
-      eventHub(c.env).closeSubscribers(hubTag.workspaceToken(tokenId)),
-    ]);
+    await endRevokedFeeds(c.env, [{ workspaceId: id, tokenId }]);
     return c.json({ status: 'revoked' as const }, 200);
   },
 );

@@ -77,6 +77,7 @@ workspaceRoutes.openapi(
       deliveryMode,
       budgetLimit: input.budget_limit ?? null,
       maxConcurrentTasks: input.max_concurrent_tasks && input.max_concurrent_tasks > 0 ? input.max_concurrent_tasks : 1,
+      hibernationIdleMinutes: input.hibernation_idle_minutes ?? 0,
       workspaceDir: input.workspace_dir ?? null,
       workspaceAccess: input.workspace_access ?? 'none',
       platformInboundSecret: randomSecret(),
@@ -173,6 +174,7 @@ workspaceRoutes.openapi(
       parentId: input.parent_id,
       workspaceDir: input.workspace_dir,
       maxConcurrentTasks: input.max_concurrent_tasks,
+      hibernationIdleMinutes: input.hibernation_idle_minutes,
     });
   } catch (err) {
     throw treeGuardRefusal(err) ?? err;

@@ -3,6 +3,9 @@ import { sweepDelegations } from '../delegations/sweep';
 import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
 import { expireQueueItems } from './queue-expiry';
+import { hibernateIdleWorkspaces } from './hibernation';
+import { revokeStaleTokens, stopOrphans } from './orphans';
+import { failStuckProvisioning } from './provision-timeout';
 import { pruneActivity, retentionDays } from './retention';
 
 export type SweepContext = { env: Bindings; scope: RequestScope };
@@ -19,6 +22,12 @@ export const SWEEP_PASSES: SweepPass[] = [
   { name: 'requeue stale dispatches', run: ({ scope }) => requeueStaleDispatches(scope.db) },
   { name: 'queue expiry', run: ({ scope }) => expireQueueItems(scope.db) },
   { name: 'delegations', run: ({ env, scope }) => sweepDelegations(env, scope) },
+  { name: 'provision timeout', run: ({ scope }) => failStuckProvisioning(scope) },
+  // SPEC §18: the idle monitor runs every 2 minutes.
+  { name: 'idle hibernation', everyMinutes: 2, run: ({ scope }) => hibernateIdleWorkspaces(scope) },
+  // Self-hosted only, and only on a container list that really came back (orphans.ts).
+  { name: 'orphan agents', run: ({ scope }) => stopOrphans(scope) },
+  { name: 'stale tokens', run: ({ scope }) => revokeStaleTokens(scope) },
   // Finding old rows scans the table (no index on created_at alone): hourly is plenty for a days-long window.
   { name: 'activity retention', everyMinutes: 60, run: ({ env, scope }) => pruneActivity(scope.db, { days: retentionDays(env) }) },
 ];

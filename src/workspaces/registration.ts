@@ -22,7 +22,7 @@ export function usableUrl(url: string | undefined): string | undefined {
   return url && /^https?:\/\//i.test(url) ? url : undefined;
 }
 
-export type Registration = { mode: DeliveryMode; url?: string; authToken?: string; inboundSecret: string | null };
+export type Registration = { mode: DeliveryMode; url?: string; authToken?: string; inboundSecret: string | null; runtime: string };
 
 /**
  * An agent announces itself: one transaction, the workspace row locked first in its own statement
@@ -75,7 +75,7 @@ export async function registerAgent(
       .update(workspaces)
       .set({ ...(url ? { url } : {}), agentCard: args.agentCard, status: 'online', deliveryMode: mode, lastHeartbeatAt: sql`now()`, updatedAt: sql`now()` })
       .where(eq(workspaces.id, id));
-    return { mode, url: url || undefined, authToken, inboundSecret: row.inboundSecret };
+    return { mode, url: url || undefined, authToken, inboundSecret: row.inboundSecret, runtime: row.runtime };
   });
   forgetContexts({ workspaceIds: [id] });
   return registration;
@@ -101,6 +101,7 @@ export type HeartbeatOutcome = {
   max_concurrent_tasks: number;
   has_queued: boolean;
   platform_inbound_secret: string | null;
+  runtime: string;
 };
 
 /**
@@ -134,7 +135,7 @@ export async function recordHeartbeat(db: Db, h: HeartbeatInput): Promise<Heartb
       END
     FROM prev WHERE w.id = prev.id
     RETURNING prev.status AS previous_status, prev.current_task AS previous_task, w.status, w.max_concurrent_tasks,
-      w.platform_inbound_secret,
+      w.platform_inbound_secret, w.runtime,
       EXISTS (SELECT 1 FROM a2a_queue q WHERE q.workspace_id = w.id AND q.status = 'queued') AS has_queued`);
   // Spend (the budget check), status and capabilities are in the proxy's context.
   forgetContexts({ workspaceIds: [h.id] });

@@ -19,6 +19,9 @@ export const workspaceDir = z
   .refine((d) => !d.split('/').includes('..'), 'must not contain ..')
   .refine((d) => !FORBIDDEN_DIRS.some((root) => d === root || d.startsWith(`${root}/`)), 'must not be a system directory');
 
+/** Minutes without an exchange after which the agent is hibernated (0 = never; at most a week). */
+const hibernationIdleMinutes = z.number().int().min(0).max(10_080);
+
 export const secretKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name');
 
 export const createWorkspaceSchema = z.object({
@@ -32,6 +35,7 @@ export const createWorkspaceSchema = z.object({
   parent_id: z.guid().nullable().optional(),
   budget_limit: z.number().int().min(0).nullable().optional(),
   max_concurrent_tasks: z.number().int().max(1000).optional(),
+  hibernation_idle_minutes: hibernationIdleMinutes.optional(),
   delivery_mode: z.enum(DELIVERY_MODES).optional(),
   workspace_dir: workspaceDir.optional(),
   workspace_access: z.enum(WORKSPACE_ACCESS).optional(),
@@ -48,5 +52,6 @@ export const patchWorkspaceSchema = z
     parent_id: z.guid().nullable().optional(),
     workspace_dir: workspaceDir.nullable().optional(),
     max_concurrent_tasks: z.number().int().min(1).max(1000).optional(),
+    hibernation_idle_minutes: hibernationIdleMinutes.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'at least one field is required');

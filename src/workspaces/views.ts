@@ -23,6 +23,7 @@ export const workspaceView = {
   workspace_access: workspaces.workspaceAccess,
   runtime_state: workspaces.runtimeState,
   talk_to_user_enabled: workspaces.talkToUserEnabled,
+  hibernation_idle_minutes: workspaces.hibernationIdleMinutes,
   created_at: workspaces.createdAt,
   updated_at: workspaces.updatedAt,
 };

@@ -1,0 +1,119 @@
+// The cron sweeper's lifecycle passes (issue #10, SPEC §18–§20), called directly against the real
+// Postgres, real coordinators and the provisioner: provision timeout, the idle monitor, orphan
+// agents and stale tokens. Each call is scoped to the test's own workspaces (other suites share
+// the datastore).
+import { env } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { RequestScope } from '../../src/lib/request-scope';
+import { hibernateIdleWorkspaces } from '../../src/sweeper/hibernation';
+import { failStuckProvisioning, PROVISION_TIMEOUT_TEXT } from '../../src/sweeper/provision-timeout';
+import { ADMIN, callJson, createWorkspace, loopback, sql, uniq, waitFor } from '../support/api';
+import { subscribeEvents } from '../support/events';
+import { agentComesUp, lifecycleOps, waitForStart } from '../support/provisioner';
+
+async function withScope<T>(fn: (scope: RequestScope) => Promise<T>, overrides: Partial<typeof env> = {}): Promise<T> {
+  const scope = new RequestScope({ ...env, ...overrides });
+  try {
+    return await fn(scope);
+  } finally {
+    await scope.close();
+  }
+}
+const rowOf = async (id: string) =>
+  (await sql('SELECT status, last_sample_error, provisioning_since FROM workspaces WHERE id = $1', [id]))[0] as { status: string; last_sample_error: string | null; provisioning_since: string | null };
+const provisioningFor = (id: string, minutes: number) =>
+  sql(`UPDATE workspaces SET provisioning_since = now() - make_interval(mins => $2) WHERE id = $1`, [id, minutes]);
+
+describe('provision timeout', () => {
+  it('provisioning_since is set whenever a workspace enters provisioning and cleared when it leaves', async () => {
+    const { id } = await createWorkspace({ runtime: 'langgraph' });
+    expect((await rowOf(id)).provisioning_since).not.toBeNull();
+    await agentComesUp(id, { url: loopback(`/agent/echo/pt-${uniq()}`) });
+    expect(await rowOf(id)).toMatchObject({ status: 'online', provisioning_since: null });
+    expect((await callJson('POST', `/workspaces/${id}/restart`, { token: ADMIN })).status).toBe(200);
+    expect((await rowOf(id)).provisioning_since).not.toBeNull();
+  });
+
+  it('a workspace stuck past 10 minutes goes failed with the canned broadcast; a younger one is left alone', async () => {
+    const stuck = await createWorkspace({ runtime: 'langgraph' });
+    const young = await createWorkspace({ runtime: 'langgraph' });
+    await waitForStart(stuck.id);
+    await waitForStart(young.id);
+    const events = await subscribeEvents(stuck.id, ADMIN);
+    await provisioningFor(stuck.id, 11);
+    await provisioningFor(young.id, 9);
+    expect(await withScope((scope) => failStuckProvisioning(scope, { workspaceIds: [stuck.id, young.id] }))).toBe(1);
+    expect(await rowOf(stuck.id)).toMatchObject({ status: 'failed', last_sample_error: PROVISION_TIMEOUT_TEXT, provisioning_since: null });
+    expect((await rowOf(young.id)).status).toBe('provisioning');
+    const failed = await events.next((m) => m.event === 'WORKSPACE_PROVISION_FAILED');
+    expect(failed.payload).toEqual({ error: PROVISION_TIMEOUT_TEXT, timeout_secs: 600, runtime: 'langgraph', source: 'provision_timeout_sweep' });
+    events.close();
+  });
+
+  it('hermes gets 30 minutes; PROVISION_TIMEOUT_SECONDS overrides every runtime', async () => {
+    const hermes = await createWorkspace({ runtime: 'hermes' });
+    await waitForStart(hermes.id);
+    await provisioningFor(hermes.id, 20);
+    expect(await withScope((scope) => failStuckProvisioning(scope, { workspaceIds: [hermes.id] }))).toBe(0);
+    expect(await withScope((scope) => failStuckProvisioning(scope, { workspaceIds: [hermes.id] }), { PROVISION_TIMEOUT_SECONDS: '60' })).toBe(1);
+    expect((await rowOf(hermes.id)).status).toBe('failed');
+  });
+
+  it('an agent that registers before the sweep wins: online stays online', async () => {
+    const { id } = await createWorkspace({ runtime: 'langgraph' });
+    await provisioningFor(id, 30);
+    await agentComesUp(id, { url: loopback(`/agent/echo/pt-${uniq()}`) });
+    expect(await withScope((scope) => failStuckProvisioning(scope, { workspaceIds: [id] }))).toBe(0);
+    expect((await rowOf(id)).status).toBe('online');
+  });
+});
+
+describe('idle hibernation', () => {
+  async function idleAgent(minutes: number) {
+    const { id } = await createWorkspace({ runtime: 'langgraph', hibernation_idle_minutes: minutes });
+    const name = `hib-${uniq()}`;
+    await agentComesUp(id, { url: loopback(`/agent/echo/${name}`) });
+    return { id, name };
+  }
+  const createdAgo = (id: string, minutes: number) => sql(`UPDATE workspaces SET created_at = now() - make_interval(mins => $2) WHERE id = $1`, [id, minutes]);
+
+  it('hibernates an online agent idle past its window through the hibernate path (stop, WORKSPACE_HIBERNATED)', async () => {
+    const idle = await idleAgent(5);
+    const fresh = await idleAgent(5);
+    const off = await idleAgent(0);
+    await createdAgo(idle.id, 6);
+    await createdAgo(off.id, 600);
+    const events = await subscribeEvents(idle.id, ADMIN);
+    expect(await withScope((scope) => hibernateIdleWorkspaces(scope, { workspaceIds: [idle.id, fresh.id, off.id] }))).toBe(1);
+    expect((await rowOf(idle.id)).status).toBe('hibernated');
+    expect(await lifecycleOps(idle.id)).toEqual(['start', 'stop']);
+    await events.next((m) => m.event === 'WORKSPACE_HIBERNATED');
+    expect((await rowOf(fresh.id)).status).toBe('online');
+    expect((await rowOf(off.id)).status).toBe('online');
+    events.close();
+  });
+
+  it('recent traffic, active tasks or an external runtime keep a workspace awake', async () => {
+    const talked = await idleAgent(5);
+    const busy = await idleAgent(5);
+    await createdAgo(talked.id, 60);
+    await createdAgo(busy.id, 60);
+    await sql(`INSERT INTO activity_logs (workspace_id, activity_type, summary) VALUES ($1, 'a2a_receive', 'recent')`, [talked.id]);
+    await sql(`UPDATE workspaces SET active_tasks = 1 WHERE id = $1`, [busy.id]);
+    const ext = await createWorkspace({ external: true, url: loopback(`/agent/echo/hib-${uniq()}`), hibernation_idle_minutes: 1 });
+    await sql(`UPDATE workspaces SET created_at = now() - interval '1 hour' WHERE id = $1`, [ext.id]);
+    expect(await withScope((scope) => hibernateIdleWorkspaces(scope, { workspaceIds: [talked.id, busy.id, ext.id] }))).toBe(0);
+    for (const id of [talked.id, busy.id, ext.id]) expect((await rowOf(id)).status).toBe('online');
+  });
+
+  it('hibernation_idle_minutes is validated and shown', async () => {
+    for (const bad of [-1, 10_081, 1.5, '5', 2 ** 31]) {
+      const res = await callJson('POST', '/workspaces', { token: ADMIN, body: { name: `hib-${uniq()}`, hibernation_idle_minutes: bad } });
+      expect(res.status).toBe(400);
+    }
+    const { id } = await createWorkspace({ runtime: 'langgraph', hibernation_idle_minutes: 30 });
+    expect((await callJson('GET', `/workspaces/${id}`, { token: ADMIN })).body.hibernation_idle_minutes).toBe(30);
+    expect((await callJson('PATCH', `/workspaces/${id}`, { token: ADMIN, body: { hibernation_idle_minutes: 0 } })).status).toBe(200);
+    await waitFor(async () => ((await sql('SELECT hibernation_idle_minutes AS m FROM workspaces WHERE id = $1', [id]))[0] as { m: number }).m === 0);
+  });
+});
