@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildBundle, startWorkerd, workerdBinary, wranglerCompat, wranglerVars, writeWorkerdConfig } from './bench/workerd.mjs';
+import { buildBundle, startWorkerd, workerdBinary, wranglerCompat, wranglerDurableObjects, wranglerVars, writeWorkerdConfig } from './bench/workerd.mjs';
 import { freePort } from './lib/local-postgres.mjs';
 import { ROOT, startStack } from './lib/stack.mjs';
 import { measurePoll } from './bench/poll.mjs';
@@ -41,12 +41,6 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 const ADMIN_TOKEN = 'bench-admin';
 const MAX_ERROR_RATE = 0.01;
-// Durable Object bindings of wrangler.toml (binding -> exported class), all SQLite-backed there.
-const DURABLE_OBJECTS = [
-  { binding: 'WORKSPACE_COORDINATOR', className: 'WorkspaceCoordinator' },
-  { binding: 'DELEGATION_DISPATCHER', className: 'DelegationDispatcher' },
-  { binding: 'ACTIVITY_WRITER', className: 'ActivityWriter' },
-];
 
 const started = performance.now();
 const log = (msg) => console.log(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
@@ -154,7 +148,7 @@ async function main() {
     floorPort,
     doDir,
     compat: wranglerCompat(ROOT),
-    durableObjects: DURABLE_OBJECTS,
+    durableObjects: wranglerDurableObjects(ROOT),
     agentUrl: directUrl,
     bindings: {
       ...wranglerVars(ROOT),

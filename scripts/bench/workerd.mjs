@@ -87,6 +87,24 @@ export function wranglerVars(root) {
   return vars;
 }
 
+/**
+ * The `[[durable_objects.bindings]]` of wrangler.toml (binding → exported class), read from the
+ * same file `wrangler deploy` reads, so a new Durable Object is in the bench as soon as it is bound.
+ */
+export function wranglerDurableObjects(root) {
+  const toml = fs.readFileSync(path.join(root, 'wrangler.toml'), 'utf8');
+  const objects = [];
+  for (const section of toml.split(/^\[\[durable_objects\.bindings\]\]\s*$/m).slice(1)) {
+    const body = section.split(/^\[/m)[0];
+    const binding = /^name\s*=\s*"([^"]+)"/m.exec(body)?.[1];
+    const className = /^class_name\s*=\s*"([^"]+)"/m.exec(body)?.[1];
+    if (!binding || !className) throw new Error('wrangler.toml: a durable_objects binding without name or class_name');
+    objects.push({ binding, className });
+  }
+  if (objects.length === 0) throw new Error('wrangler.toml binds no Durable Objects');
+  return objects;
+}
+
 /** `compatibility_date` / `compatibility_flags` of wrangler.toml. */
 export function wranglerCompat(root) {
   const toml = fs.readFileSync(path.join(root, 'wrangler.toml'), 'utf8');
