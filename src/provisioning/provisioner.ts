@@ -3,6 +3,7 @@ import type { Bindings } from '../env';
 import { KiB } from '../lib/body';
 import { readStreamCapped } from '../lib/body';
 import {
+  CONSOLE_RESULT_MAX_BYTES,
   PROVISIONER_ERROR_STATUS,
   signRequest,
   type ConsoleResult,
@@ -56,7 +57,8 @@ export function provisionerFor(env: Pick<Bindings, 'PROVISIONER_URL' | 'PROVISIO
 // it runs in the coordinator's alarm, whose 15-minute wall time leaves room for a stop before it.
 export const TIMEOUTS_MS = { status: 5_000, start: 180_000, stop: 120_000, console: 15_000 } as const;
 const BODY_CAP = 64 * KiB;
-const CONSOLE_CAP = 256 * KiB;
+// The agent's whole answer, not just its output: a full 256 KiB tail is larger once JSON-escaped.
+const CONSOLE_CAP = CONSOLE_RESULT_MAX_BYTES;
 
 const StartResultSchema = z.object({ url: z.string().max(2048).nullable(), instance_id: z.string().max(256).nullable() });
 const StopResultSchema = z.object({ stopped: z.literal(true), volume_removed: z.boolean() });
