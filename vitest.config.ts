@@ -13,9 +13,14 @@ export default defineConfig({
           SECRETS_ENCRYPTION_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=',
           // Dev mode is what lets the loopback test agents through the SSRF guard.
           MOLECULE_ENV: 'development',
-          // test/support/fake-provisioner.ts; wrangler.toml's MOLECULE_DEPLOY_MODE (saas) picks the ec2 backend.
+          // The real provisioner-agent on a Docker Engine double (test/support/provisioner-control.ts),
+          // on its docker backend: self-hosted (wrangler.toml says saas, i.e. ec2). Tests of the
+          // ec2 branch and of the saas URL policy pass the mode explicitly.
+          MOLECULE_DEPLOY_MODE: 'self-hosted',
           PROVISIONER_URL: `http://127.0.0.1:${inject('provisionerPort')}`,
-          PROVISIONER_SECRET: 'test-provisioner-secret',
+          PROVISIONER_SECRET: inject('provisionerSecret'),
+          // What agents are started with (platform_url); the agent refuses a start without one.
+          EXTERNAL_PLATFORM_URL: 'http://edge.test',
           LOOPBACK_URL: `http://127.0.0.1:${inject('loopbackPort')}`,
           FC_SEED: process.env.FC_SEED ?? (process.env.CI ? '20261126' : ''),
         },

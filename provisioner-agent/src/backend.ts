@@ -1,4 +1,4 @@
-import type { AgentState, StartRequest, StartResult, StopRequest, StopResult } from '../../src/provisioning/protocol.ts';
+import { CONSOLE_OUTPUT_MAX_BYTES, type AgentState, type StartRequest, type StartResult, type StopRequest, type StopResult } from '../../src/provisioning/protocol.ts';
 
 /**
  * What runs agents (a Docker engine, EC2). Every method throws an AgentError on failure, already
@@ -14,7 +14,7 @@ export interface Backend {
   list(): Promise<string[]>;
 }
 
-export const CONSOLE_CAP_BYTES = 256 * 1024;
+export const CONSOLE_CAP_BYTES = CONSOLE_OUTPUT_MAX_BYTES;
 
 /** The last `cap` bytes of `bytes` as text, cut on a character boundary. */
 export function tailBytes(bytes: Buffer, cap = CONSOLE_CAP_BYTES): string {

@@ -48,8 +48,15 @@ export interface StatusResult {
   state: AgentState;
 }
 export interface ConsoleResult {
+  /** At most the last CONSOLE_OUTPUT_MAX_BYTES of the agent's output (UTF-8). */
   output: string;
 }
+export const CONSOLE_OUTPUT_MAX_BYTES = 256 * 1024;
+/**
+ * The largest ConsoleResult body: JSON escapes a control byte as six (`\u001b` — terminal colour
+ * codes are common in logs), so a full tail can be up to six times its byte size.
+ */
+export const CONSOLE_RESULT_MAX_BYTES = 6 * CONSOLE_OUTPUT_MAX_BYTES + 64;
 export interface ListResult {
   workspace_ids: string[];
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Bindings } from '../env';
 import { KiB, readStreamCapped } from '../lib/body';
 import {
+  CONSOLE_RESULT_MAX_BYTES,
   PROVISIONER_ERROR_STATUS,
   signRequest,
   type ConsoleResult,
@@ -58,7 +59,8 @@ export function provisionerFor(env: Pick<Bindings, 'PROVISIONER_URL' | 'PROVISIO
 // it runs in the coordinator's alarm, whose 15-minute wall time leaves room for a stop before it.
 export const TIMEOUTS_MS = { status: 5_000, start: 180_000, stop: 120_000, console: 15_000, list: 15_000 } as const;
 const BODY_CAP = 64 * KiB;
-const CONSOLE_CAP = 256 * KiB;
+// The agent's whole answer, not just its output: a full 256 KiB tail is larger once JSON-escaped.
+const CONSOLE_CAP = CONSOLE_RESULT_MAX_BYTES;
 /** 100,000 ids of 39 bytes each fit; a longer list is refused rather than read half. */
 const LIST_CAP = 4 * 1024 * KiB;
 

@@ -190,7 +190,8 @@ describe('input handling', () => {
     const noUrl = await a2a(bare.id, { token: ADMIN, body: message() });
     expect(noUrl).toMatchObject({ status: 503, body: { error: 'workspace has no URL', status: 'provisioning' } });
     await waitForStart(bare.id);
-    await waitFor(async () => (await sql(`UPDATE workspaces SET status = 'hibernated' WHERE id = $1 AND instance_id IS NOT NULL RETURNING id`, [bare.id])).length === 1);
+    // As hibernation leaves it, once the start's URL (docker: the published port) is on file.
+    await waitFor(async () => (await sql(`UPDATE workspaces SET status = 'hibernated', url = NULL WHERE id = $1 AND url IS NOT NULL RETURNING id`, [bare.id])).length === 1);
     const wake = await a2a(bare.id, { token: ADMIN, body: message() });
     expect(wake.status).toBe(503);
     expect(wake.body).toMatchObject({ waking: true, retry_after: 15 });
@@ -254,7 +255,7 @@ describe('upstream failures', () => {
     expect((await a2a(ext.target.id, { token: ext.caller.token, body: message() })).status).toBe(503);
     expect((await sql('SELECT status FROM workspaces WHERE id = $1', [ext.target.id]))[0].status).toBe('online');
     const flaky = await pair((n) => `/agent/status/504/${n}`, { runtime: 'langgraph' });
-    await failNext(flaky.target.id, 'status', { status: 500, body: { error: 'ec2 api exploded' } });
+    await failNext(flaky.target.id, 'status', { status: 500, message: 'RAW-DAEMON-TEXT inspect exploded' });
     expect((await a2a(flaky.target.id, { token: flaky.caller.token, body: message() })).status).toBe(504);
     expect((await sql('SELECT status FROM workspaces WHERE id = $1', [flaky.target.id]))[0].status).toBe('online');
   });

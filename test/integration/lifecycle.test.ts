@@ -53,7 +53,8 @@ describe('create → provisioning → start → online', () => {
     expect(start).toMatchObject({ runtime: 'langgraph', tier: 2, env: { API_KEY: 'sk-one', MOLECULE_AGENT_ROLE: 'researcher', MODEL_PROVIDER: 'model-x' } });
     expect(start.auth_token).toMatch(/^mws_/);
     expect(start.platform_inbound_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(await rowOf(id)).toMatchObject({ status: 'provisioning', platform_inbound_secret: start.platform_inbound_secret, instance_id: expect.stringMatching(/^i-/) });
+    // Docker: no instance; the container's published port is the URL until the agent registers its own.
+    expect(await rowOf(id)).toMatchObject({ status: 'provisioning', platform_inbound_secret: start.platform_inbound_secret, instance_id: null, url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
     expect(await lifecycleOps(id)).toEqual(['start']);
 
     // Whoever knows the id cannot claim the workspace: its token has been given (to the provisioner).
@@ -62,7 +63,7 @@ describe('create → provisioning → start → online', () => {
 
     const up = await agentComesUp(id, { url: loopback(`/agent/echo/lc-${uniq()}`) });
     expect(up.register.auth_token).toBeUndefined();
-    // SaaS instances have no /configs: register keeps handing over the inbound secret.
+    // Register hands over the inbound secret too (SaaS instances have no /configs): the same one.
     expect(up.register.platform_inbound_secret).toBe(start.platform_inbound_secret);
     expect((await rowOf(id)).status).toBe('online');
     const tokens = await sql(`SELECT origin FROM workspace_auth_tokens WHERE workspace_id = $1 AND revoked_at IS NULL`, [id]);
@@ -213,7 +214,7 @@ describe('DELETE stops agents', () => {
     const parent = await onlineAgent();
     const child = await onlineAgent({ parentId: parent.id });
     const grandchild = await onlineAgent({ parentId: child.id });
-    await failNext(child.id, 'stop', { status: 500, body: { error: LEAK_TEXT, code: 'unavailable' } });
+    await failNext(child.id, 'stop', { status: 500, message: LEAK_TEXT });
     const del = await callJson('DELETE', `/workspaces/${parent.id}?confirm=true&purge=true`, { token: ADMIN });
     expect(del.status).toBe(502);
     expect(del.body).toEqual({ error: 'workspace removed but some agents could not be stopped', removed_count: 3, stop_failures: [child.id] });
@@ -223,7 +224,7 @@ describe('DELETE stops agents', () => {
     const [g, c, p] = [await stopOf(grandchild.id), await stopOf(child.id), await stopOf(parent.id)];
     expect(g.seq).toBeLessThan(c.seq);
     expect(c.seq).toBeLessThan(p.seq);
-    for (const call of [g, c, p]) expect(call).toMatchObject({ purge: true, instance_id: expect.stringMatching(/^i-/) });
+    for (const call of [g, c, p]) expect(call).toMatchObject({ purge: true, instance_id: null });
   });
 
   it('without purge the volume stays; external agents are not ours to stop', async () => {
@@ -257,7 +258,7 @@ describe('a failed provision', () => {
   it('sets failed and broadcasts the canned text; no leak marker reaches a broadcast, an event row or a response', async () => {
     const a = await onlineAgent();
     const events = await subscribeEvents(a.id, ADMIN);
-    await failNext(a.id, 'start', { status: 500, body: { error: LEAK_TEXT, code: 'unavailable' } });
+    await failNext(a.id, 'start', { status: 500, message: LEAK_TEXT });
     expect((await post(`/workspaces/${a.id}/restart`, ADMIN)).status).toBe(200);
     const failed = await events.next((m) => m.event === 'WORKSPACE_PROVISION_FAILED');
     expect(failed.payload).toEqual({ error: 'provisioning failed' });
@@ -280,7 +281,7 @@ describe('GET /workspaces/:id/console', () => {
     expect((await callJson('GET', `/workspaces/${a.id}/console`)).status).toBe(401);
     expect((await callJson('GET', '/workspaces/0/console', { token: ADMIN })).status).toBe(400);
     expect((await callJson('GET', `/workspaces/${crypto.randomUUID()}/console`, { token: ADMIN })).status).toBe(404);
-    await failNext(a.id, 'console', { status: 500, body: { error: LEAK_TEXT, code: 'unavailable' } });
+    await failNext(a.id, 'console', { status: 500, message: LEAK_TEXT });
     const failed = await callJson('GET', `/workspaces/${a.id}/console`, { token: ADMIN });
     expect(failed).toMatchObject({ status: 502, body: { error: 'console output unavailable' } });
     noLeak(failed.body);

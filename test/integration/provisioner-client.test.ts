@@ -1,6 +1,7 @@
 // The Worker's provisioner client and the one configuration switch (SPEC §17): PROVISIONER_URL
 // names the provisioner-agent, MOLECULE_DEPLOY_MODE its backend. Both backends are driven here by
-// calling the module with a modified env (one vitest run has one Worker env, on the ec2 backend).
+// calling the module with a modified env (one vitest run has one Worker env, self-hosted: docker).
+// The agent is the real one: docker on the Docker Engine double, ec2 on an in-memory stand-in.
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { markDeadIfNotRunning } from '../../src/a2a/dead-agent';
@@ -9,11 +10,18 @@ import { dispatchPlan, provisionerBackend, provisionerFor } from '../../src/prov
 import { requestRestart, runRestartCycle, wakeWorkspace } from '../../src/provisioning/restart';
 import { stopAgents } from '../../src/provisioning/stop';
 import type { StartRequest } from '../../src/provisioning/protocol';
-import { failNext, provisionerCalls, setAgentState } from '../support/provisioner';
+import { answerNext, engineState, failNext, provisionerCalls, setAgentState } from '../support/provisioner';
 
 const docker = () => provisionerFor({ ...env, MOLECULE_DEPLOY_MODE: 'self-hosted' })!;
 const ec2 = () => provisionerFor({ ...env, MOLECULE_DEPLOY_MODE: 'saas' })!;
-const startRequest = (): StartRequest => ({ runtime: 'langgraph', tier: 2, env: {}, auth_token: 'mws_test', platform_inbound_secret: 'secret', platform_url: 'https://edge.test' });
+const startRequest = (): StartRequest => ({
+  runtime: 'langgraph',
+  tier: 2,
+  env: {},
+  auth_token: 'mws_test_0123456789abcdef',
+  platform_inbound_secret: 'inbound_0123456789abcdef',
+  platform_url: 'https://edge.test',
+});
 
 /** A scope that fails the test on any DB access. */
 function scopeWithoutDb(overrides: Partial<typeof env> = {}): RequestScope {
@@ -58,11 +66,13 @@ describe('docker branch', () => {
     expect(p.backend).toBe('docker');
     expect(await p.liveness(id, null)).toBe('not_running');
     const started = await p.start(id, startRequest());
-    expect(started).toEqual({ ok: true, value: { url: null, instance_id: null } });
+    const { container } = await engineState(id);
+    expect(started).toEqual({ ok: true, value: { url: `http://127.0.0.1:${container!.hostPort}`, instance_id: null } });
     expect(await p.liveness(id, null)).toBe('running');
     expect(await p.console(id, null)).toMatchObject({ ok: true, value: { output: expect.stringContaining('[boot]') } });
     expect(await p.stop(id, { purge: true, instanceId: null })).toEqual({ ok: true, value: { stopped: true, volume_removed: true } });
     expect(await p.liveness(id, null)).toBe('not_running');
+    expect(await engineState(id)).toMatchObject({ container: null, volume: false });
     const calls = await provisionerCalls(id);
     expect(calls.map((c) => c.op)).toEqual(['status', 'start', 'status', 'console', 'stop', 'status']);
     expect(calls.every((c) => c.backend === 'docker')).toBe(true);
@@ -107,9 +117,10 @@ describe('the client', () => {
   it('uncertain status answers are `unknown` (treated as alive): a 5xx, a body off the protocol, an unreachable agent', async () => {
     const id = crypto.randomUUID();
     await setAgentState(id, 'stopped');
-    await failNext(id, 'status', { status: 500, body: { error: 'ec2 exploded' } });
+    await failNext(id, 'status', { status: 500, message: 'RAW-DAEMON-TEXT inspect exploded' });
     expect(await docker().liveness(id, null)).toBe('unknown');
-    await failNext(id, 'status', { status: 200, body: { state: 'exploded' } });
+    // No real agent answers off the protocol: the proxy stands in for one that does.
+    await answerNext(id, 'status', { status: 200, body: { state: 'exploded' } });
     expect(await docker().liveness(id, null)).toBe('unknown');
     expect(await provisionerFor({ ...env, PROVISIONER_URL: 'http://127.0.0.1:9' })!.liveness(id, 'i-1')).toBe('unknown');
     expect(await docker().liveness(id, null)).toBe('not_running');
@@ -118,12 +129,14 @@ describe('the client', () => {
   it('answers are capped and validated; failures carry a classified kind and no provisioner text', async () => {
     const id = crypto.randomUUID();
     const leak = 'LEAK m5.4xlarge ami-0deadbeef vpc-0abc subnet-0def Traceback';
-    await failNext(id, 'start', { status: 500, body: { error: leak, code: 'unavailable' } });
+    // The daemon fails; the agent answers its own fixed text.
+    await failNext(id, 'start', { status: 500, message: leak });
     const refused = await docker().start(id, startRequest());
-    expect(refused).toEqual({ ok: false, failure: { kind: 'refused', code: 'unavailable', status: 500 } });
-    await failNext(id, 'console', { status: 200, body: { output: 'x'.repeat(300 * 1024) } });
+    expect(refused).toEqual({ ok: false, failure: { kind: 'refused', code: 'unavailable', status: 503 } });
+    // Answers no real agent gives (oversized, off the protocol): the proxy stands in for the agent.
+    await answerNext(id, 'console', { status: 200, body: { output: 'x'.repeat(2 * 1024 * 1024) } });
     expect(await docker().console(id, null)).toEqual({ ok: false, failure: { kind: 'bad_response' } });
-    await failNext(id, 'start', { status: 200, body: { url: 42, instance_id: leak } });
+    await answerNext(id, 'start', { status: 200, body: { url: 42, instance_id: leak } });
     const malformed = await docker().start(id, startRequest());
     expect(malformed).toEqual({ ok: false, failure: { kind: 'bad_response' } });
     expect(JSON.stringify([refused, malformed])).not.toMatch(/LEAK|m5|ami-|vpc-|subnet-|Traceback/);

@@ -5,7 +5,7 @@ import { requestRestart } from '../../src/provisioning/restart';
 import { createWorkspace, waitFor } from '../support/api';
 import { failNext, lifecycleOps, waitForStart } from '../support/provisioner';
 
-// The fake provisioner takes 250 ms per start, so a cycle is observably in flight.
+// A successful start's answer is held 250 ms (test/support/provisioner-control.ts), so a cycle is observably in flight.
 const starts = async (id: string) => (await lifecycleOps(id)).filter((op) => op === 'start').length;
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,7 +53,7 @@ describe('restart coalescing (WorkspaceCoordinator)', () => {
 
   it('a failing cycle does not wedge the coalescer', async () => {
     const id = await provisioned();
-    await failNext(id, 'start', { status: 503, body: { error: 'backend unavailable', code: 'unavailable' } });
+    await failNext(id, 'start', { status: 500, message: 'RAW-DAEMON-TEXT driver failed' });
     await requestRestart(env, id);
     await waitFor(async () => (await starts(id)) === 2);
     await settle(200);

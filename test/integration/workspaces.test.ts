@@ -1,5 +1,7 @@
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, call, callJson, createWorkspace, registeredAgent, sql } from '../support/api';
+import worker from '../../src/index';
+import { ADMIN, BASE, call, callJson, createWorkspace, registeredAgent, sql } from '../support/api';
 
 const count = async () => (await sql('SELECT count(*)::int AS n FROM workspaces'))[0].n as number;
 
@@ -64,8 +66,20 @@ describe('POST /workspaces', () => {
     }
     expect((await callJson('POST', '/workspaces', { token: ADMIN, raw: '{not json' })).status).toBe(400);
     expect((await callJson('POST', '/workspaces', { token: ADMIN, body: { name: 'x', role: 'y'.repeat(70 * 1024) } })).status).toBe(413);
-    const unsafe = await callJson('POST', '/workspaces', { token: ADMIN, body: { name: 'x', external: true, url: 'http://10.0.0.5/' } });
-    expect(unsafe).toMatchObject({ status: 400, body: { error: 'invalid agent url' } });
+    // Private ranges are refused in SaaS (the test Worker runs self-hosted, where they are accepted).
+    const ctx = createExecutionContext();
+    const unsafe = await worker.fetch(
+      new Request(`${BASE}/workspaces`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'x', external: true, url: 'http://10.0.0.5/' }),
+      }),
+      { ...env, MOLECULE_DEPLOY_MODE: 'saas' },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(unsafe.status).toBe(400);
+    expect(await unsafe.json()).toMatchObject({ error: 'invalid agent url' });
     const orphan = await callJson('POST', '/workspaces', { token: ADMIN, body: { name: 'x', parent_id: crypto.randomUUID() } });
     expect(orphan).toMatchObject({ status: 400, body: { error: 'parent workspace not found' } });
     expect(await count()).toBe(before);

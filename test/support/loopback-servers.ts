@@ -1,5 +1,5 @@
 // Real HTTP peers on loopback for the Worker under test: agents with scripted behaviour (the
-// provisioner stand-in is fake-provisioner.ts). Started by the vitest global setup, in Node.
+// provisioner-agent is in provisioner-control.ts). Started by the vitest global setup, in Node.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 

@@ -30,6 +30,11 @@ export interface InjectedFailure extends DaemonAnswer {
   apply?: boolean;
   /** How many consecutive calls fail (default 1). */
   times?: number;
+  /**
+   * Only calls about this container or volume fail (a name, or a workspace id standing for
+   * `ws-<id>` and `ws-<id>-configs`), so tests sharing one double cannot take each other's failure.
+   */
+  ref?: string;
 }
 
 /** Daemon answers as recorded from real engines. */
@@ -104,6 +109,8 @@ export interface DockerDouble {
   addContainer(c: { name: string; labels?: Record<string, string>; state?: DoubleContainer['state']; image?: string }): DoubleContainer;
   /** Mark a container exited, as if its process died. */
   exit(ref: string): void;
+  /** Remove a container behind the agent's back (someone ran `docker rm -f`). */
+  remove(ref: string): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -137,11 +144,16 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     return container;
   }
 
-  function takeFailure(op: DockerOp): InjectedFailure | undefined {
-    const queue = failures.get(op);
-    const failure = queue?.[0];
+  const concerns = (failure: InjectedFailure, target: string | undefined) =>
+    failure.ref === undefined || (target !== undefined && [failure.ref, `ws-${failure.ref}`, `ws-${failure.ref}-configs`].includes(target));
+
+  /** `target`: the container or volume name the call is about (none for list). */
+  function takeFailure(op: DockerOp, target: string | undefined): InjectedFailure | undefined {
+    const queue = failures.get(op) ?? [];
+    const index = queue.findIndex((f) => concerns(f, target));
+    const failure = queue[index];
     if (!failure) return undefined;
-    if ((failure.times ?? 1) <= 1) queue!.shift();
+    if ((failure.times ?? 1) <= 1) queue.splice(index, 1);
     else failure.times = (failure.times ?? 1) - 1;
     return failure;
   }
@@ -205,8 +217,8 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
   async function handle(method: string, pathname: string, query: URLSearchParams, body: Buffer): Promise<Answer> {
     const route = `${method} ${pathname}`;
     let m: RegExpExecArray | null;
-    const guard = (op: DockerOp, perform: () => Answer | Promise<Answer>): Answer | Promise<Answer> => {
-      const failure = takeFailure(op);
+    const guard = (op: DockerOp, perform: () => Answer | Promise<Answer>, target?: string): Answer | Promise<Answer> => {
+      const failure = takeFailure(op, target);
       if (!failure) return perform();
       if (!failure.apply) return error(failure);
       return Promise.resolve(perform()).then(() => error(failure));
@@ -245,15 +257,15 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
         );
         const c = newContainer(name, { image: spec.Image, env, labels: spec.Labels ?? {}, create: spec });
         return { status: 201, json: { Id: c.id, Warnings: [] } };
-      });
+      }, query.get('name') ?? undefined);
     }
     if (route === 'POST /volumes/create') {
+      const spec = JSON.parse(body.toString('utf8')) as { Name: string; Labels?: Record<string, string> };
       return guard('createVolume', () => {
-        const spec = JSON.parse(body.toString('utf8')) as { Name: string; Labels?: Record<string, string> };
         const volume = volumes.get(spec.Name) ?? { name: spec.Name, labels: spec.Labels ?? {}, files: new Map() };
         volumes.set(spec.Name, volume);
         return { status: 201, json: { Name: volume.name, Labels: volume.labels, Driver: 'local' } };
-      });
+      }, spec.Name);
     }
     if (method === 'DELETE' && (m = /^\/volumes\/([^/]+)$/.exec(pathname))) {
       const name = decodeURIComponent(m[1]!);
@@ -263,7 +275,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
         if (user) return error(DAEMON_TEXTS.volumeInUse(name, user.id));
         volumes.delete(name);
         return { status: 204 };
-      });
+      }, name);
     }
     if ((m = /^\/containers\/([^/]+)(?:\/([a-z]+))?$/.exec(pathname))) {
       const ref = decodeURIComponent(m[1]!);
@@ -309,7 +321,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
           }
         }
         return { status: 500, json: { message: 'unreachable' } };
-      });
+      }, find(ref)?.name ?? ref);
     }
     return { status: 404, json: { message: 'page not found' } };
   }
@@ -368,6 +380,10 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     exit(ref) {
       const c = find(ref);
       if (c) c.state = 'exited';
+    },
+    remove(ref) {
+      const c = find(ref);
+      if (c) containers.delete(c.name);
     },
     reset() {
       containers.clear();

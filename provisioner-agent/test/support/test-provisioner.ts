@@ -2,6 +2,8 @@
 // and for the Worker's integration-test global setup. Plain Node 22 can import this file.
 import type { AddressInfo } from 'node:net';
 import Docker from 'dockerode';
+import type { ProvisionerBackend } from '../../../src/provisioning/protocol.ts';
+import type { Backend } from '../../src/backend.ts';
 import { createDockerBackend } from '../../src/docker/driver.ts';
 import type { Logger } from '../../src/server.ts';
 import { createProvisionerServer } from '../../src/server.ts';
@@ -23,6 +25,8 @@ export async function startTestProvisioner(options: {
   /** AGENT_IMAGE for the docker backend (default `molecule-test/{runtime}:latest`). */
   imageTemplate?: string;
   port?: number;
+  /** Further backends next to docker (e.g. an ec2 stand-in for the Worker's tests of its ec2 branch). */
+  backends?: Partial<Record<ProvisionerBackend, Backend>>;
   /** Also print log lines to stderr. */
   echoLogs?: boolean;
 }): Promise<TestProvisioner> {
@@ -31,15 +35,18 @@ export async function startTestProvisioner(options: {
     logs.push({ message, fields });
     if (options.echoLogs) console.error('[provisioner-agent]', message, fields ?? '');
   };
-  const backends = options.docker
-    ? {
-        docker: createDockerBackend({
-          docker: new Docker(options.docker.dockerOptions),
-          imageTemplate: options.imageTemplate ?? 'molecule-test/{runtime}:latest',
-          removalWaitMs: 2_000,
-        }),
-      }
-    : {};
+  const backends = {
+    ...options.backends,
+    ...(options.docker
+      ? {
+          docker: createDockerBackend({
+            docker: new Docker(options.docker.dockerOptions),
+            imageTemplate: options.imageTemplate ?? 'molecule-test/{runtime}:latest',
+            removalWaitMs: 2_000,
+          }),
+        }
+      : {}),
+  };
   const server = createProvisionerServer({ secret: options.secret, backends, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
