@@ -8,6 +8,7 @@
 //   GET  /_control/calls/:id     → { calls, starts, started, answers } for the workspace
 //   POST /_control/state/:id     { state }: running | stopped (the container exits) | not_found (removed)
 //   POST /_control/fail/:id      { op, status, message, apply? }: the daemon fails the op's engine call once
+//   POST /_control/fail-list     { status, message }: the daemon fails the next container listing
 //   POST /_control/logs/:id      { text }: what the workspace's container has printed (the console)
 //   POST /_control/answer/:id    { op, status, body }: the proxy answers the op once in the agent's place
 //   GET  /_control/docker/:id    → what the double holds: { container, configs, volume }
@@ -75,6 +76,10 @@ export async function startProvisionerControl(secret: string): Promise<{ port: n
     }
     if (what === 'fail' && method === 'POST') {
       double.fail(ENGINE_OP[input.op as Op], { status: input.status, message: input.message, apply: input.apply === true, ref: id });
+      return [200, { ok: true }];
+    }
+    if (what === 'fail-list' && method === 'POST') {
+      double.fail('list', { status: input.status, message: input.message });
       return [200, { ok: true }];
     }
     if (what === 'logs' && method === 'POST') {

@@ -85,6 +85,11 @@ export async function failNext(id: string, op: ProvisionerOp, daemon: { status: 
  * The workspace's next `op` is answered by the proxy in the agent's place: for answers no real
  * agent gives (a body off the protocol, an oversized one), to test the Worker's client against them.
  */
+/** The daemon fails the next container listing (the agent then answers `unavailable`). */
+export async function failNextList(daemon: { status: number; message: string }): Promise<void> {
+  await control('fail-list', { method: 'POST', body: JSON.stringify(daemon) });
+}
+
 export async function answerNext(id: string, op: ProvisionerOp, answer: { status: number; body: unknown }): Promise<void> {
   await control(`answer/${id}`, { method: 'POST', body: JSON.stringify({ op, ...answer }) });
 }
