@@ -34,12 +34,26 @@ export const REACH_MAX_AGE_MS = 30_000;
 /** A refresh that cannot finish in time (datastore down) keeps the previous sets and is retried. */
 const REFRESH_TIMEOUT_MS = 5_000;
 const REFRESH_RETRY_MS = 5_000;
+/** Reads restarted because the tree kept moving under them, before a publish goes ahead anyway. */
+const MAX_REFRESH_ROUNDS = 3;
 
 /** Lifecycle events that may introduce a workspace no subscriber could reach a moment ago. */
 const ARRIVALS = new Set(['WORKSPACE_PROVISIONING', 'WORKSPACE_AWAITING_AGENT', 'WORKSPACE_ONLINE', 'WORKSPACE_PROVISION_FAILED']);
 
 export function eventHub(env: Pick<Bindings, 'EVENT_HUB'>) {
   return env.EVENT_HUB.getByName(TENANT_HUB);
+}
+
+/**
+ * Tells the hub the tree changed, before the mover's response: an event published after it is
+ * filtered with the new tree. A hub that cannot be told is logged (the staleness bound still holds).
+ */
+export async function announceTreeChange(env: Pick<Bindings, 'EVENT_HUB'>): Promise<void> {
+  try {
+    await eventHub(env).treeChanged();
+  } catch (err) {
+    console.error('event hub: tree change not announced', err);
+  }
 }
 
 /**
@@ -53,7 +67,11 @@ export class EventHub extends DurableObject<Bindings> {
   /** Per subscribed workspace: the workspaces it may see. In memory: after hibernation it is read again before use. */
   private readonly reach = new Map<string, Set<string>>();
   private refreshedAt = 0;
-  private refreshing: Promise<void> | undefined;
+  /** Bumped by every tree move: a read that started before the bump may predate the move. */
+  private generation = 0;
+  /** The generation the sets in `reach` were read at. */
+  private readGeneration = 0;
+  private refreshing: { generation: number; done: Promise<void> } | undefined;
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
@@ -61,8 +79,11 @@ export class EventHub extends DurableObject<Bindings> {
     if (!subscriber) return new Response('unknown subscriber', { status: 400 });
     if (subscriber.kind === 'workspace' && !this.reach.has(subscriber.workspaceId)) {
       const scope = new RequestScope(this.env);
+      const generation = this.generation;
       try {
-        this.reach.set(subscriber.workspaceId, new Set(await reachableWorkspaceIds(scope.db, subscriber.workspaceId)));
+        const reach = new Set(await reachableWorkspaceIds(scope.db, subscriber.workspaceId));
+        // Read before a tree move: left unset, so the next publish reads it again.
+        if (generation === this.generation) this.reach.set(subscriber.workspaceId, reach);
       } catch (err) {
         console.error('event hub: reachable set not read', err);
         return new Response('datastore unavailable', { status: 503 });
@@ -81,6 +102,16 @@ export class EventHub extends DurableObject<Bindings> {
     const sockets = this.ctx.getWebSockets(tag);
     for (const socket of sockets) socket.close(1008, 'credential revoked');
     return sockets.length;
+  }
+
+  /**
+   * A workspace moved in the tree (which announces no event): every reachable set may be wrong
+   * now, so the next publish re-reads them before it filters anything. The staleness bound alone
+   * would let a moved-away workspace's events reach its former relatives for up to 30 s.
+   */
+  treeChanged(): void {
+    this.generation += 1;
+    this.refreshedAt = 0;
   }
 
   /** One batch of events, in order; returns how many sends were queued. */
@@ -135,20 +166,31 @@ export class EventHub extends DurableObject<Bindings> {
     return messages.some((m) => ARRIVALS.has(m.event) && ![...this.reach.values()].some((ids) => ids.has(m.workspace_id)));
   }
 
-  /** One refresh at a time; publishes arriving meanwhile wait for it, in arrival order. */
-  private refresh(): Promise<void> {
-    this.refreshing ??= this.readReach().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+  /**
+   * One refresh at a time; publishes arriving meanwhile wait for it, in arrival order. A read that
+   * began before a tree move is not good enough: the publish waits for one that began after it.
+   */
+  private async refresh(): Promise<void> {
+    for (let attempt = 0; attempt < MAX_REFRESH_ROUNDS; attempt += 1) {
+      const generation = this.generation;
+      if (this.refreshing?.generation !== generation) {
+        const done: Promise<void> = this.readReach(generation).finally(() => {
+          if (this.refreshing?.done === done) this.refreshing = undefined;
+        });
+        this.refreshing = { generation, done };
+      }
+      await this.refreshing.done;
+      if (generation === this.generation) return;
+    }
   }
 
   /**
    * Re-reads every subscribed workspace's reachable set and which credentials are still live
    * (1 + one per subscribed workspace statements), and closes the sockets of dead ones. On failure
-   * the old sets stay in use and the next publish after REFRESH_RETRY_MS tries again.
+   * the old sets stay in use (unless the tree moved since they were read) and the next publish
+   * after REFRESH_RETRY_MS tries again.
    */
-  private async readReach(): Promise<void> {
+  private async readReach(generation: number): Promise<void> {
     const subscribers = this.subscribers();
     const workspaceIds = [...new Set(subscribers.flatMap(([, s]) => (s.kind === 'workspace' ? [s.workspaceId] : [])))];
     const tokens = {
@@ -159,6 +201,8 @@ export class EventHub extends DurableObject<Bindings> {
     try {
       const read = Promise.all([liveTokenIds(scope.db, tokens), Promise.all(workspaceIds.map((id) => reachableWorkspaceIds(scope.db, id)))]);
       const [live, reaches] = await withTimeout(read, REFRESH_TIMEOUT_MS);
+      // The tree moved while this read ran: its sets may predate the move (the caller reads again).
+      if (generation !== this.generation) return;
       workspaceIds.forEach((id, i) => this.reach.set(id, new Set(reaches[i])));
       // Sets of workspaces nobody subscribes for any more go; one read for a socket that connected
       // meanwhile stays.
@@ -168,8 +212,12 @@ export class EventHub extends DurableObject<Bindings> {
         if (subscriber.kind !== 'admin' && !live.has(subscriber.tokenId)) socket.close(1008, 'credential revoked');
       }
       this.refreshedAt = Date.now();
+      this.readGeneration = generation;
     } catch (err) {
       console.error('event hub: reachable sets not refreshed; keeping the previous ones', err);
+      // After a tree move the previous sets are known to be wrong: until a read succeeds, each
+      // workspace subscriber sees its own workspace only.
+      if (generation !== this.readGeneration) for (const id of this.reach.keys()) this.reach.set(id, new Set());
       this.refreshedAt = Date.now() - REACH_MAX_AGE_MS + REFRESH_RETRY_MS;
     } finally {
       await scope.close();

@@ -13,6 +13,7 @@ import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
 import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../coordinator';
+import { announceTreeChange } from '../events/hub';
 import { NO_PROVISIONER_TEXT } from '../provisioning/provision';
 import { provisionerFor } from '../provisioning/provisioner';
 import { requestRestart } from '../provisioning/restart';
@@ -180,6 +181,8 @@ workspaceRoutes.openapi(
     throw treeGuardRefusal(err) ?? err;
   }
   if (!updated) throw new ApiError(404, 'workspace not found');
+  // Whom it may reach (and who may reach it) changed: live feeds must not filter with the old tree.
+  if (input.parent_id !== undefined) await announceTreeChange(c.env);
   return c.json({ status: 'updated' as const, ...(input.workspace_dir === null ? { needs_restart: true } : {}) }, 200);
   },
 );

@@ -119,6 +119,34 @@ describe('GET /ws: who sees what', () => {
   });
 });
 
+describe('GET /ws: tree moves', () => {
+  it('a move (which announces nothing) re-filters at once: a moved-away workspace is no longer seen, a moved-in one is', async () => {
+    // P ─┬─ A (the subscriber)      Q ── R
+    //    └─ B ──(moved under Q)──▶ Q;  R ──(moved under P)──▶ P
+    const p = await registeredAgent({ mode: 'poll' });
+    const a = await registeredAgent({ mode: 'poll', parentId: p.id });
+    const b = await registeredAgent({ mode: 'poll', parentId: p.id });
+    const q = await registeredAgent({ mode: 'poll' });
+    const r = await registeredAgent({ mode: 'poll', parentId: q.id });
+    const feed = await subscribeHub(a.token);
+    await notify(b, 'sibling');
+    await feed.next(isMessage(b.id, 'sibling'));
+
+    const move = (id: string, parentId: string) => call('PATCH', `/workspaces/${id}`, { token: ADMIN, body: { parent_id: parentId } });
+    expect((await move(b.id, q.id)).status).toBe(200);
+    expect((await move(r.id, p.id)).status).toBe(200);
+    // Well inside the 30 s staleness bound: only the move itself can have changed what A sees.
+    await notify(b, 'moved away');
+    await notify(r, 'moved in');
+    await feed.next(isMessage(r.id, 'moved in'));
+    await notify(a, 'marker');
+    await feed.next(isMessage(a.id, 'marker'));
+    await sleep(300);
+    expect(feed.messages.filter(isMessage(b.id, 'moved away'))).toEqual([]);
+    feed.close();
+  });
+});
+
 describe('GET /ws: every event kind', () => {
   it('status changes, ACTIVITY_LOGGED with bodies, A2A_RESPONSE, DELEGATION_COMPLETE, AGENT_MESSAGE, card and task updates', async () => {
     const feed = await subscribeHub(ADMIN);

@@ -143,6 +143,15 @@ describe('the runner', () => {
     ]);
     expect(String(error.mock.calls[0]![0])).toContain('broken');
     error.mockRestore();
-    expect(SWEEP_PASSES.map((p) => p.name)).toEqual(['requeue stale dispatches', 'queue expiry', 'delegations', 'activity retention']);
+    expect(SWEEP_PASSES.map((p) => p.name)).toEqual([
+      'requeue stale dispatches',
+      'queue expiry',
+      'delegations',
+      'provision timeout',
+      'idle hibernation',
+      'orphan agents',
+      'stale tokens',
+      'activity retention',
+    ]);
   });
 });
