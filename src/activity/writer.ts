@@ -67,7 +67,8 @@ const CARRIED_ACK_TIMEOUT_MS = 10_000;
 
 type Waiting = { entry: PendingActivity; settle: (carried: boolean) => void };
 /** Per isolate and target: entries waiting for the send in flight, and whether one is. */
-const outboxes = new Map<string, { waiting: Waiting[]; sending: boolean }>();
+type Outbox = { waiting: Waiting[]; sending: boolean; since: number };
+const outboxes = new Map<string, Outbox>();
 
 /**
  * Hands an exchange's rows to the target's writer; once this resolves they are durable.
@@ -79,13 +80,19 @@ const outboxes = new Map<string, { waiting: Waiting[]; sending: boolean }>();
  * its own entry to be confirmed and, if the carrying call failed or never answered, sends it
  * itself. A duplicate send is harmless (row ids are minted before, the flush writes each once).
  */
-export async function appendActivity(env: Bindings, targetId: string, entry: PendingActivity): Promise<void> {
+export async function appendActivity(env: Bindings, targetId: string, entry: PendingActivity, opts: { ackTimeoutMs?: number } = {}): Promise<void> {
+  const ackTimeoutMs = opts.ackTimeoutMs ?? CARRIED_ACK_TIMEOUT_MS; // tests shorten it
   let box = outboxes.get(targetId);
-  if (!box) outboxes.set(targetId, (box = { waiting: [], sending: false }));
+  // A sender whose request was cut off mid-send never clears its flag: after the wait its callers
+  // give up on, the next caller starts a fresh outbox (the old one's waiters send their own).
+  if (!box || (box.sending && Date.now() - box.since > ackTimeoutMs)) {
+    box = { waiting: [], sending: false, since: 0 };
+    outboxes.set(targetId, box);
+  }
   if (box.sending) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const carried = await new Promise<boolean>((settle) => {
-      timer = setTimeout(() => settle(false), CARRIED_ACK_TIMEOUT_MS);
+      timer = setTimeout(() => settle(false), ackTimeoutMs);
       box.waiting.push({ entry, settle });
     });
     clearTimeout(timer);
@@ -94,6 +101,7 @@ export async function appendActivity(env: Bindings, targetId: string, entry: Pen
     return;
   }
   box.sending = true;
+  box.since = Date.now();
   try {
     await env.ACTIVITY_WRITER.getByName(targetId).append([entry]);
   } finally {
@@ -102,10 +110,11 @@ export async function appendActivity(env: Bindings, targetId: string, entry: Pen
 }
 
 /** The sender's loop: everything that queued behind its call, in batches, until none is left. */
-async function sendWaiting(env: Bindings, targetId: string, box: { waiting: Waiting[]; sending: boolean }): Promise<void> {
+async function sendWaiting(env: Bindings, targetId: string, box: Outbox): Promise<void> {
   const writer = env.ACTIVITY_WRITER.getByName(targetId);
   while (box.waiting.length > 0) {
     const batch = box.waiting.splice(0, APPEND_MAX_ENTRIES);
+    box.since = Date.now();
     try {
       await writer.append(batch.map((w) => w.entry));
       for (const w of batch) w.settle(true);

@@ -10,8 +10,8 @@ import type { Provisioner } from './provisioner';
  * A failed stop is logged and the workspace still hibernates: the next message wakes it through a
  * restart, which stops whatever is left first.
  */
-export async function hibernateWorkspace(scope: RequestScope, provisioner: Provisioner, id: string, opts: { force: boolean }): Promise<boolean> {
-  const claimed = await claimHibernation(scope.db, id, opts.force);
+export async function hibernateWorkspace(scope: RequestScope, provisioner: Provisioner, id: string, opts: { force: boolean; onlyIfIdle?: boolean }): Promise<boolean> {
+  const claimed = await claimHibernation(scope.db, id, opts.force, { onlyIfIdle: opts.onlyIfIdle });
   if (!claimed) return false;
   const stopped = await provisioner.stop(id, { purge: false, instanceId: claimed.instance_id });
   if (!stopped.ok) console.error('hibernate: stop failed', id, stopped.failure);

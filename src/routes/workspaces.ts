@@ -239,8 +239,11 @@ workspaceRoutes.openapi(
   // gone and no parent's agent is stopped while its children still run.
   const cascaded = outcome.removed.filter((w) => w.id !== id);
   const order = [...[...cascaded].reverse(), ...outcome.removed.filter((w) => w.id === id)];
-  const stopFailures = await stopAgents(scope, order, { purge: query.purge === 'true' });
+  // Announced and forgotten before the stops (which may take up to their 30 s budget): the removal
+  // is committed, so subscribers learn it now and the coordinators' alarms and sockets end now,
+  // even if this request dies during a slow stop.
   for (const w of order) forgetWorkspace(scope, w.id, w.id === id ? { cascade_deleted: cascaded.length } : {});
+  const stopFailures = await stopAgents(scope, order, { purge: query.purge === 'true' });
   if (stopFailures.length > 0) {
     // The workspaces stay removed; the provisioner's own text stays in the log.
     return c.json({ error: 'workspace removed but some agents could not be stopped', removed_count: order.length, stop_failures: stopFailures }, 502);

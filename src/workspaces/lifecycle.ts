@@ -145,7 +145,15 @@ export async function resumeTree(db: Db, id: string): Promise<(AgentRow & { stat
  * The hibernation claim (online/degraded → hibernating, URL cleared so nothing is dispatched to
  * the agent being stopped). Only with no active tasks, unless forced. Of concurrent claims one wins.
  */
-export async function claimHibernation(db: Db, id: string, force: boolean): Promise<AgentRow | undefined> {
+/**
+ * The idle monitor's rule, once: no row in the workspace's feed (sent or received), no outbound
+ * call, and not created, for its `hibernation_idle_minutes`. Evaluated on the `workspaces` row.
+ */
+export const idlePastItsWindow = sql`workspaces.hibernation_idle_minutes > 0 AND GREATEST(workspaces.created_at, workspaces.last_outbound_at,
+  (SELECT a.created_at FROM activity_logs a WHERE a.workspace_id = workspaces.id ORDER BY a.seq DESC LIMIT 1))
+  < now() - make_interval(mins => workspaces.hibernation_idle_minutes)`;
+
+export async function claimHibernation(db: Db, id: string, force: boolean, opts: { onlyIfIdle?: boolean } = {}): Promise<AgentRow | undefined> {
   const rows = await db
     .update(workspaces)
     .set({ status: 'hibernating', url: null, updatedAt: sql`now()` })
@@ -155,6 +163,8 @@ export async function claimHibernation(db: Db, id: string, force: boolean): Prom
         inArray(workspaces.status, ['online', 'degraded']),
         sql`${workspaces.runtime} <> 'external'`,
         force ? undefined : eq(workspaces.activeTasks, 0),
+        // The idle monitor re-checks idleness in the claim itself: a message since it chose the workspace keeps it awake.
+        opts.onlyIfIdle ? idlePastItsWindow : undefined,
       ),
     )
     .returning({ id: workspaces.id, name: workspaces.name, tier: workspaces.tier, runtime: workspaces.runtime, instance_id: workspaces.instanceId });

@@ -123,5 +123,29 @@ describe('activity write-behind', () => {
       await flushAll(target.id);
       expect(await rowsOf(ids)).toEqual(ids); // …and its entries arrived anyway
     });
+  
+    it('a sender cut off mid-send does not hold the others: they send their own, and the next caller starts afresh', async () => {
+      const { target, entries, ids } = await concurrentExchanges(3);
+      const calls: number[] = [];
+      const hanging = {
+        ...env,
+        ACTIVITY_WRITER: {
+          getByName: (name: string) => ({
+            append: async (batch: PendingActivity[]) => {
+              calls.push(batch.length);
+              if (calls.length === 1) return new Promise<void>(() => {}); // the first sender's request died here
+              await env.ACTIVITY_WRITER.getByName(name).append(batch);
+            },
+          }),
+        },
+      } as unknown as Bindings;
+      void appendActivity(hanging, target.id, entries[0]!, { ackTimeoutMs: 200 });
+      await appendActivity(hanging, target.id, entries[1]!, { ackTimeoutMs: 200 }); // waited 200 ms, then sent itself
+      const started = Date.now();
+      await appendActivity(hanging, target.id, entries[2]!, { ackTimeoutMs: 200 }); // a fresh outbox: sent at once
+      expect(Date.now() - started).toBeLessThan(150);
+      await flushAll(target.id);
+      expect(await rowsOf(ids.filter((id) => id !== entries[0]!.records[0]!.id).sort())).toHaveLength(2);
+    });
   });
 });

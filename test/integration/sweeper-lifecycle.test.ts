@@ -5,6 +5,7 @@
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { RequestScope } from '../../src/lib/request-scope';
+import { claimHibernation } from '../../src/workspaces/lifecycle';
 import { hibernateIdleWorkspaces } from '../../src/sweeper/hibernation';
 import { revokeStaleTokens, stopOrphans } from '../../src/sweeper/orphans';
 import { failStuckProvisioning, PROVISION_TIMEOUT_TEXT } from '../../src/sweeper/provision-timeout';
@@ -105,6 +106,14 @@ describe('idle hibernation', () => {
     await sql(`UPDATE workspaces SET created_at = now() - interval '1 hour' WHERE id = $1`, [ext.id]);
     expect(await withScope((scope) => hibernateIdleWorkspaces(scope, { workspaceIds: [talked.id, busy.id, ext.id] }))).toBe(0);
     for (const id of [talked.id, busy.id, ext.id]) expect((await rowOf(id)).status).toBe('online');
+  });
+
+  it('the claim re-checks idleness: a message after the monitor chose the workspace keeps it awake', async () => {
+    const w = await idleAgent(5);
+    await createdAgo(w.id, 60);
+    await sql(`INSERT INTO activity_logs (workspace_id, activity_type, summary) VALUES ($1, 'a2a_receive', 'just now')`, [w.id]);
+    expect(await withScope((scope) => claimHibernation(scope.db, w.id, false, { onlyIfIdle: true }))).toBeUndefined();
+    expect((await rowOf(w.id)).status).toBe('online');
   });
 
   it('hibernation_idle_minutes is validated and shown', async () => {
