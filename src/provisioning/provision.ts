@@ -30,6 +30,13 @@ export async function provisionWorkspace(scope: RequestScope, provisioner: Provi
     secrets = { ok: false, failedKeys: [] };
   }
   if (!secrets.ok) return failProvision(scope, row.id, SECRETS_FAILED_TEXT);
+  // Where the agent reaches the platform: a provision runs outside any request, so it must be
+  // configured. Without it every start would be refused; say why once, in the log, not per agent.
+  const platformUrl = (scope.env.EXTERNAL_PLATFORM_URL ?? '').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]/i.test(platformUrl)) {
+    console.error('provision: EXTERNAL_PLATFORM_URL is not set (or not an http(s) URL); agents cannot be started', row.id);
+    return failProvision(scope, row.id, PROVISION_FAILED_TEXT);
+  }
 
   const credentials = await reissueProvisionCredentials(scope.db, row.id);
   if (!credentials) return false;
@@ -42,7 +49,7 @@ export async function provisionWorkspace(scope: RequestScope, provisioner: Provi
     env: { ...secrets.values, ...agentEnv(row) },
     auth_token: credentials.authToken,
     platform_inbound_secret: credentials.inboundSecret,
-    platform_url: (scope.env.EXTERNAL_PLATFORM_URL ?? '').replace(/\/+$/, ''),
+    platform_url: platformUrl,
   });
   if (!started.ok) {
     console.error('provision: start failed', row.id, started.failure);

@@ -288,3 +288,25 @@ describe('GET /workspaces/:id/console', () => {
     expect((await withoutProvisioner('GET', `/workspaces/${a.id}/console`)).status).toBe(501);
   });
 });
+
+describe('configuration', () => {
+  it('without EXTERNAL_PLATFORM_URL nothing is started: the workspace fails with the canned text', async () => {
+    const { provisionWorkspace } = await import('../../src/provisioning/provision');
+    const { provisionerFor } = await import('../../src/provisioning/provisioner');
+    const { loadRestartable } = await import('../../src/workspaces/lifecycle');
+    const { RequestScope } = await import('../../src/lib/request-scope');
+    const { id } = await createWorkspace({ runtime: 'langgraph' });
+    await waitForStart(id);
+    const before = (await provisionerCalls(id)).length;
+    const unconfigured = { ...env, EXTERNAL_PLATFORM_URL: undefined };
+    const scope = new RequestScope(unconfigured);
+    try {
+      const row = await loadRestartable(scope.db, id);
+      expect(await provisionWorkspace(scope, provisionerFor(unconfigured)!, row!)).toBe(false);
+    } finally {
+      await scope.close();
+    }
+    expect(await rowOf(id)).toMatchObject({ status: 'failed', last_sample_error: 'provisioning failed' });
+    expect((await provisionerCalls(id)).length).toBe(before);
+  });
+});
