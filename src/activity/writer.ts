@@ -10,20 +10,32 @@ export type PendingActivity = { records: (ActivityRecord & { id: string })[]; ou
 export const FLUSH_DELAY_MS = 25;
 /** Entries per flush (each one exchange, ≤ 2 rows): bounded statement size and flush time. */
 const FLUSH_MAX_ENTRIES = 200;
-/** A failed flush (datastore down) is retried by our own alarm, never dropped. */
+/** A failed flush (datastore down) is retried this much later, never dropped. */
 const RETRY_DELAY_MS = 5_000;
+/** The backstop: if this object dies before its in-memory timer fires, the alarm flushes storage. */
+const BACKSTOP_DELAY_MS = 2_000;
 const KEY_PREFIX = 'pending:';
 
 /**
  * Write-behind for the activity rows of proxied exchanges, one per target workspace. An exchange
  * is accepted once its rows are in this object's durable storage (`append` resolves); from then
- * on nothing loses them: the alarm flushes accepted entries in one statement (under the feed
- * locks, so feeds still commit in seq order), deletes them only after the insert committed, and
- * re-arms itself when the datastore fails. A flush that dies between the insert and the delete is
+ * on nothing loses them: a flush writes accepted entries in one statement (under the feed locks,
+ * so feeds still commit in seq order), deletes them only after the insert committed, and is
+ * retried when the datastore fails. A flush that dies between the insert and the delete is
  * repeated and writes nothing twice (rows carry the ids minted here). A poll agent's inbox row is
  * not written here: it is the delivery itself, written before the sender's 200.
+ *
+ * Flushes run from an in-memory timer over the entries this instance accepted (no alarm event and
+ * no storage read per batch: together they cost as much as the insert itself in the bench); the
+ * alarm is only the backstop for an instance that died first, and it reads whatever storage holds.
  */
 export class ActivityWriter extends DurableObject<Bindings> {
+  /** Entries this instance accepted and has not flushed yet, in acceptance order (mirrors storage). */
+  private readonly accepted = new Map<string, PendingActivity>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The flush under way: flushes never overlap, so a feed's rows are never inserted twice at once. */
+  private running: Promise<number> | undefined;
+
   /** Accepts several exchanges in one call (one storage write); resolves once all are durable. */
   async append(entries: PendingActivity[]): Promise<void> {
     // Time-ordered keys: storage lists them in acceptance order, and the flush keeps that order.
@@ -31,16 +43,44 @@ export class ActivityWriter extends DurableObject<Bindings> {
     const batch: Record<string, PendingActivity> = {};
     entries.forEach((entry, i) => (batch[`${KEY_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`] = entry));
     await this.ctx.storage.put(batch);
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + FLUSH_DELAY_MS);
+    for (const [key, entry] of Object.entries(batch)) this.accepted.set(key, entry);
+    this.flushIn(FLUSH_DELAY_MS);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + BACKSTOP_DELAY_MS);
   }
 
   override async alarm(): Promise<void> {
-    await this.flush();
+    while ((await this.flush()) > 0);
+    // Anything accepted meanwhile still has its timer; this keeps a backstop under it.
+    if (this.accepted.size > 0) await this.ctx.storage.setAlarm(Date.now() + BACKSTOP_DELAY_MS);
+  }
+
+  private flushIn(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush()
+        .catch((err: unknown) => (console.error('activity flush failed', err), 0))
+        .then((flushed) => {
+          if (this.accepted.size > 0) this.flushIn(flushed > 0 ? 0 : RETRY_DELAY_MS);
+        });
+    }, ms);
   }
 
   /** Writes up to one batch of accepted entries; returns how many were flushed. Never throws. */
-  async flush(): Promise<number> {
-    const pending = await this.ctx.storage.list<PendingActivity>({ prefix: KEY_PREFIX, limit: FLUSH_MAX_ENTRIES });
+  flush(): Promise<number> {
+    // A failed run (storage itself failing) must not stop every later one.
+    const run = (this.running ?? Promise.resolve(0)).catch(() => 0).then(() => this.flushOnce());
+    this.running = run;
+    return run;
+  }
+
+  private async flushOnce(): Promise<number> {
+    // This instance's own entries when it has any; otherwise (a fresh instance: the backstop, a
+    // crashed predecessor's entries) whatever storage holds.
+    const pending =
+      this.accepted.size > 0
+        ? new Map([...this.accepted].slice(0, FLUSH_MAX_ENTRIES))
+        : await this.ctx.storage.list<PendingActivity>({ prefix: KEY_PREFIX, limit: FLUSH_MAX_ENTRIES });
     if (pending.size === 0) return 0;
     const entries = [...pending.values()];
     const scope = new RequestScope(this.env);
@@ -48,6 +88,7 @@ export class ActivityWriter extends DurableObject<Bindings> {
       const outbound = [...new Set(entries.flatMap((e) => (e.outboundFrom ? [e.outboundFrom] : [])))];
       await recordActivities(scope, entries.flatMap((e) => e.records), { outboundFrom: outbound });
       await this.ctx.storage.delete([...pending.keys()]);
+      for (const key of pending.keys()) this.accepted.delete(key);
     } catch (err) {
       console.error('activity flush failed; retrying', err);
       await this.ctx.storage.setAlarm(Date.now() + RETRY_DELAY_MS);
@@ -55,7 +96,6 @@ export class ActivityWriter extends DurableObject<Bindings> {
     } finally {
       await scope.close();
     }
-    if ((await this.ctx.storage.list({ prefix: KEY_PREFIX, limit: 1 })).size > 0) await this.ctx.storage.setAlarm(Date.now());
     return pending.size;
   }
 }

@@ -3,7 +3,7 @@ import { liveTokenIds } from '../auth/token-store';
 import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
 import { reachableWorkspaceIds } from '../workspaces/queries';
-import type { EventMessage } from './publish';
+import type { SerializedEvent } from './publish';
 
 /**
  * This deployment serves one tenant (one org), so its hub is one instance with this name. A
@@ -115,12 +115,14 @@ export class EventHub extends DurableObject<Bindings> {
   }
 
   /** One batch of events, in order; returns how many sends were queued. */
-  async publish(messages: EventMessage[]): Promise<number> {
+  async publish(messages: SerializedEvent[]): Promise<number> {
+    // Nobody listening (the common case between canvas sessions): nothing to refresh or serialise.
+    if (this.ctx.getWebSockets().length === 0) return 0;
     if (this.needsRefresh(messages)) await this.refresh();
     const subscribers = this.subscribers();
     let delivered = 0;
     for (const message of messages) {
-      const data = JSON.stringify(message);
+      const data = message.data;
       for (const [socket, subscriber] of subscribers) {
         if (!this.maySee(subscriber, message.workspace_id)) continue;
         try {
@@ -158,7 +160,7 @@ export class EventHub extends DurableObject<Bindings> {
    * workspace has no set (the hub woke from hibernation), or when a lifecycle event names a
    * workspace nobody reaches yet (most likely a new one, which its relatives must see arrive).
    */
-  private needsRefresh(messages: EventMessage[]): boolean {
+  private needsRefresh(messages: SerializedEvent[]): boolean {
     const subscribers = this.subscribers();
     if (!subscribers.some(([, s]) => s.kind !== 'admin')) return false;
     if (Date.now() - this.refreshedAt > REACH_MAX_AGE_MS) return true;

@@ -33,14 +33,23 @@ export function publishEvent(scope: RequestScope, event: string, workspaceId: st
   });
 }
 
+/**
+ * An event as it travels to the Durable Objects: serialised once, here (the hub filters on the two
+ * fields and sends `data` as is), so a batch is never cloned or stringified again per audience.
+ */
+export type SerializedEvent = { event: string; workspace_id: string; data: string };
+const serialized = (m: EventMessage): SerializedEvent => ({ event: m.event, workspace_id: m.workspace_id, data: JSON.stringify(m) });
+
 export async function broadcastEvent(env: RequestScope['env'], message: EventMessage): Promise<void> {
-  await settleAll([coordinatorOf(env, message.workspace_id).broadcast(JSON.stringify(message)), eventHub(env).publish([message])]);
+  const event = serialized(message);
+  await settleAll([coordinatorOf(env, message.workspace_id).broadcast(event.data), eventHub(env).publish([event])]);
 }
 
 /** Several events for one workspace's subscribers in one call (a write-behind batch, both rows of an exchange). */
 export async function broadcastEvents(env: RequestScope['env'], workspaceId: string, messages: EventMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  await settleAll([coordinatorOf(env, workspaceId).broadcastMany(messages.map((m) => JSON.stringify(m))), eventHub(env).publish(messages)]);
+  const events = messages.map(serialized);
+  await settleAll([coordinatorOf(env, workspaceId).broadcastMany(events.map((e) => e.data)), eventHub(env).publish(events)]);
 }
 
 /**
@@ -49,10 +58,15 @@ export async function broadcastEvents(env: RequestScope['env'], workspaceId: str
  */
 export async function broadcastBatch(env: RequestScope['env'], messages: EventMessage[]): Promise<void> {
   if (messages.length === 0) return;
+  const events = messages.map(serialized);
   const byWorkspace = new Map<string, string[]>();
-  for (const m of messages) byWorkspace.set(m.workspace_id, [...(byWorkspace.get(m.workspace_id) ?? []), JSON.stringify(m)]);
-  const coordinators = [...byWorkspace].map(([id, serialized]) => coordinatorOf(env, id).broadcastMany(serialized));
-  await settleAll([...coordinators, eventHub(env).publish(messages)]);
+  for (const e of events) {
+    const list = byWorkspace.get(e.workspace_id);
+    if (list) list.push(e.data);
+    else byWorkspace.set(e.workspace_id, [e.data]);
+  }
+  const coordinators = [...byWorkspace].map(([id, data]) => coordinatorOf(env, id).broadcastMany(data));
+  await settleAll([...coordinators, eventHub(env).publish(events)]);
 }
 
 /** Every audience gets its copy even when another's call fails; the first failure is then reported. */
