@@ -4,7 +4,7 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { appendActivity, type ActivityWriter, type PendingActivity } from '../../src/activity/writer';
 import type { Bindings } from '../../src/env';
-import { registeredAgent, sql } from '../support/api';
+import { registeredAgent, sql, waitFor } from '../support/api';
 
 async function exchange() {
   const caller = await registeredAgent({ mode: 'poll' });
@@ -71,6 +71,17 @@ describe('activity write-behind', () => {
     await runInDurableObject(writer, async (_instance: ActivityWriter, state) => {
       await state.storage.deleteAll();
     });
+  });
+
+  it('an accepted exchange is flushed by the instance\'s own timer, with a backstop alarm armed in case the instance dies first', async () => {
+    const { entry, writer } = await exchange();
+    await writer.append([entry]);
+    const alarm = await runInDurableObject(writer, (_instance: ActivityWriter, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    const ids = entry.records.map((r) => r.id).sort();
+    await waitFor(async () => (await rowsOf(ids)).length === 2, 2000); // the 25 ms timer, well before the 2 s backstop
+    const left = await runInDurableObject(writer, async (_instance: ActivityWriter, state) => (await state.storage.list({ prefix: 'pending:' })).size);
+    expect(left).toBe(0);
   });
 
   describe('exchanges of one isolate share calls to the writer', () => {
