@@ -85,8 +85,11 @@ describe('activity write-behind', () => {
   });
 
   describe('exchanges of one isolate share calls to the writer', () => {
-    /** The real writer behind a wrapper that counts calls (and can refuse the ones carrying several entries). */
-    function countingEnv(refuseShared = false) {
+    /**
+     * The real writer behind a wrapper that records each call's size; `refuse(n, size)` may make
+     * call n fail (true) or never answer ('hang'), as a cut-off request would leave it.
+     */
+    function wrappedEnv(refuse: (call: number, size: number) => boolean | 'hang' = () => false) {
       const calls: number[] = [];
       const wrapped = {
         ...env,
@@ -94,7 +97,9 @@ describe('activity write-behind', () => {
           getByName: (name: string) => ({
             append: async (entries: PendingActivity[]) => {
               calls.push(entries.length);
-              if (refuseShared && entries.length > 1) throw new Error('writer call failed');
+              const refused = refuse(calls.length, entries.length);
+              if (refused === 'hang') return new Promise<void>(() => {});
+              if (refused) throw new Error('writer call failed');
               await env.ACTIVITY_WRITER.getByName(name).append(entries);
             },
           }),
@@ -118,7 +123,7 @@ describe('activity write-behind', () => {
 
     it('40 concurrent appends reach the writer in a few calls, and every row is written once', async () => {
       const { target, entries, ids } = await concurrentExchanges(40);
-      const counting = countingEnv();
+      const counting = wrappedEnv();
       await Promise.all(entries.map((entry) => appendActivity(counting.env, target.id, entry)));
       expect(counting.calls.reduce((a, b) => a + b, 0)).toBe(40);
       expect(counting.calls.length).toBeLessThanOrEqual(3); // the first alone, the rest together
@@ -128,7 +133,7 @@ describe('activity write-behind', () => {
 
     it('when the shared call fails, every caller sends its own entry: nothing is lost', async () => {
       const { target, entries, ids } = await concurrentExchanges(20);
-      const counting = countingEnv(true);
+      const counting = wrappedEnv((_call, size) => size > 1);
       await Promise.all(entries.map((entry) => appendActivity(counting.env, target.id, entry)));
       expect(counting.calls.some((n) => n > 1)).toBe(true); // a shared call was tried…
       await flushAll(target.id);
@@ -137,19 +142,7 @@ describe('activity write-behind', () => {
   
     it('a sender cut off mid-send does not hold the others: they send their own, and the next caller starts afresh', async () => {
       const { target, entries, ids } = await concurrentExchanges(3);
-      const calls: number[] = [];
-      const hanging = {
-        ...env,
-        ACTIVITY_WRITER: {
-          getByName: (name: string) => ({
-            append: async (batch: PendingActivity[]) => {
-              calls.push(batch.length);
-              if (calls.length === 1) return new Promise<void>(() => {}); // the first sender's request died here
-              await env.ACTIVITY_WRITER.getByName(name).append(batch);
-            },
-          }),
-        },
-      } as unknown as Bindings;
+      const { env: hanging } = wrappedEnv((call) => (call === 1 ? 'hang' : false)); // the first sender's request died mid-send
       void appendActivity(hanging, target.id, entries[0]!, { ackTimeoutMs: 200 });
       await appendActivity(hanging, target.id, entries[1]!, { ackTimeoutMs: 200 }); // waited 200 ms, then sent itself
       const started = Date.now();

@@ -2,6 +2,17 @@
 import { exports } from 'cloudflare:workers';
 import { BASE } from './api';
 
+/** The first item of `items` matching `match`, polling as items arrive, for at most `ms`. */
+async function firstMatching<T>(items: T[], match: (item: T) => boolean, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const found = items.find(match);
+    if (found) return found;
+    if (Date.now() > end) throw new Error('event not received');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export async function subscribeEvents(workspaceId: string, token: string) {
   const res = await (exports as unknown as { default: Fetcher }).default.fetch(
     new Request(`${BASE}/workspaces/${workspaceId}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` } }),
@@ -12,15 +23,7 @@ export async function subscribeEvents(workspaceId: string, token: string) {
   const messages: any[] = [];
   socket.addEventListener('message', (e) => messages.push(JSON.parse(String(e.data))));
   /** The first message matching `match`, waiting up to `ms`. */
-  async function next(match: (m: any) => boolean, ms = 10_000): Promise<any> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = messages.find(match);
-      if (found) return found;
-      if (Date.now() > end) throw new Error('event not received');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+  const next = (match: (m: any) => boolean, ms = 10_000): Promise<any> => firstMatching(messages, match, ms);
   return { messages, next, close: () => socket.close() };
 }
 
@@ -45,15 +48,7 @@ export async function subscribeHub(token: string) {
   socket.addEventListener('close', (e) => {
     closeCode = e.code;
   });
-  async function next(match: (m: any) => boolean, ms = 10_000): Promise<any> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = messages.find(match);
-      if (found) return found;
-      if (Date.now() > end) throw new Error('event not received');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const next = (match: (m: any) => boolean, ms = 10_000): Promise<any> => firstMatching(messages, match, ms);
   /** Arrival time (performance.now()) of the first message matching. */
   const arrivedAt = (match: (m: any) => boolean) => {
     const i = messages.findIndex(match);
@@ -86,15 +81,7 @@ export async function subscribeStream(token: string) {
       }
     }
   })();
-  async function next(match: (e: { event: string; data: any }) => boolean, ms = 10_000) {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = events.find(match);
-      if (found) return found;
-      if (Date.now() > end) throw new Error('event not received');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const next = (match: (e: { event: string; data: any }) => boolean, ms = 10_000) => firstMatching(events, match, ms);
   return {
     res,
     events,
