@@ -1404,6 +1404,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Temporarily unavailable; retry (see Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -3283,6 +3292,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/workspaces/{id}/bootstrap-failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The control plane's bootstrap watcher reports a workspace whose runtime crashed before registering (operators only)
+         * @description A workspace still `provisioning` becomes `failed`, its last error set to the error and the log tail, and WORKSPACE_PROVISION_FAILED `{error, log_tail, source: "bootstrap_watcher"}` is broadcast. Any other live workspace is left alone (`no_change`), so a late or repeated report never overrides a registration.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["BootstrapFailed"];
+                };
+            };
+            responses: {
+                /** @description Reported (or nothing to change) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BootstrapFailedResult"];
+                    };
+                };
+                /** @description Invalid input (the body names the field and the rule, never the value) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found (or not visible to this credential) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Temporarily unavailable; retry (see Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3744,6 +3843,21 @@ export interface components {
             call_count: number;
             /** Format: date-time */
             updated_at: string;
+        };
+        BootstrapFailedResult: {
+            /** @enum {boolean} */
+            ok: true;
+            /**
+             * @description The workspace was no longer provisioning (already online or failed): nothing written, nothing broadcast
+             * @enum {boolean}
+             */
+            no_change?: true;
+        };
+        BootstrapFailed: {
+            /** @description One line for the canvas banner (blank: "bootstrap failed — see log_tail") */
+            error?: string;
+            /** @description The end of the bootstrap log; only its last 8192 bytes are kept, after "...(truncated)..." */
+            log_tail?: string;
         };
     };
     responses: never;

@@ -8,6 +8,7 @@ import { delegationRoutes } from './routes/delegations';
 import { discoveryRoutes } from './routes/discovery';
 import { healthRoutes } from './routes/health';
 import { liveEventRoutes } from './routes/live-events';
+import { bootstrapRoutes } from './routes/bootstrap';
 import { lifecycleRoutes } from './routes/lifecycle';
 import { memoryRoutes } from './routes/memories';
 import { notifyRoutes } from './routes/notify';
@@ -43,6 +44,7 @@ const ROUTERS = [
   delegationRoutes,
   usageRoutes,
   liveEventRoutes,
+  bootstrapRoutes,
 ];
 
 export function createApp() {

@@ -168,21 +168,23 @@ export async function revokeOrgToken(db: Db, tokenId: string): Promise<boolean> 
 
 /**
  * Which of these token ids are still live (workspace tokens: of a live workspace too). For holders
- * of long-lived connections, which were authorised once: one statement for all of them.
+ * of long-lived connections, which were authorised once: one statement for all of them, lazy so
+ * it can ride in a batch with other reads (see the event hub). Rows: the live ids.
  */
+export function liveTokenIdsQuery(db: Db, ids: { workspace: string[]; org: string[] }) {
+  // Array parameters, not drizzle's list rendering: one bind each whatever the count, and an
+  // empty list is an empty array rather than invalid SQL.
+  return db.execute<{ id: string }>(sql`
+    SELECT ${workspaceAuthTokens.id} AS id FROM ${workspaceAuthTokens}
+      JOIN ${workspaces} ON ${workspaces.id} = ${workspaceAuthTokens.workspaceId}
+     WHERE ${workspaceAuthTokens.id} = ANY(${sql.param(ids.workspace)}::uuid[]) AND ${liveWorkspaceToken()} AND ${ne(workspaces.status, 'removed')}
+    UNION ALL
+    SELECT ${orgApiTokens.id} FROM ${orgApiTokens}
+     WHERE ${orgApiTokens.id} = ANY(${sql.param(ids.org)}::uuid[]) AND ${isNull(orgApiTokens.revokedAt)}`);
+}
+
+/** `liveTokenIdsQuery`, run on its own. */
 export async function liveTokenIds(db: Db, ids: { workspace: string[]; org: string[] }): Promise<Set<string>> {
-  const live = new Set<string>();
-  if (ids.workspace.length > 0) {
-    const rows = await db
-      .select({ id: workspaceAuthTokens.id })
-      .from(workspaceAuthTokens)
-      .innerJoin(workspaces, eq(workspaces.id, workspaceAuthTokens.workspaceId))
-      .where(and(inArray(workspaceAuthTokens.id, ids.workspace), liveWorkspaceToken(), ne(workspaces.status, 'removed')));
-    for (const r of rows) live.add(r.id);
-  }
-  if (ids.org.length > 0) {
-    const rows = await db.select({ id: orgApiTokens.id }).from(orgApiTokens).where(and(inArray(orgApiTokens.id, ids.org), isNull(orgApiTokens.revokedAt)));
-    for (const r of rows) live.add(r.id);
-  }
-  return live;
+  const result = await liveTokenIdsQuery(db, ids);
+  return new Set(result.rows.map((r) => r.id));
 }

@@ -10,7 +10,7 @@ export function coordinatorOf(env: Pick<Bindings, 'WORKSPACE_COORDINATOR'>, work
   return env.WORKSPACE_COORDINATOR.getByName(workspaceId);
 }
 
-/** Internal header from the Worker to the coordinator naming the subscriber's credential. */
+/** Internal header from the Worker to the coordinator: the id of the workspace token a subscriber connected with (absent: an operator). */
 export const SUBSCRIBER_CREDENTIAL_HEADER = 'X-Molecule-Subscriber';
 
 /** The tag of a subscriber socket opened with a workspace token. */

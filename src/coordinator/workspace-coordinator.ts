@@ -4,7 +4,8 @@ import { drainQueue } from '../a2a/queue-drain';
 import { runRestartCycle } from '../provisioning/restart';
 import { deliverRestartContext, type RestartContext } from '../provisioning/restart-context';
 import { RequestScope } from '../lib/request-scope';
-import { SUBSCRIBER_CREDENTIAL_HEADER, type CycleKind } from './index';
+import { SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber, type CycleKind } from './index';
+import { liveTokenIds } from '../auth/token-store';
 import { forgetContexts } from '../a2a/context-cache';
 import { publishEvent } from '../events/publish';
 import { provisionerFor } from '../provisioning/provisioner';
@@ -49,11 +50,37 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
     const pair = new WebSocketPair();
-    // Tagged with the credential that opened it (set by the Worker, never by the client), so
-    // revoking that credential can close exactly its sockets.
-    const credential = request.headers.get(SUBSCRIBER_CREDENTIAL_HEADER);
-    this.ctx.acceptWebSocket(pair[1], credential ? [credential] : []);
+    // Tagged with the workspace token that opened it (named by the Worker, never by the client), so
+    // revoking that token can close exactly its sockets. Tagged first, checked second: a revoke
+    // committed after the Worker's check is either seen here or, committed after this check,
+    // reaches the socket through its tag. Either way it cannot stay open.
+    const tokenId = request.headers.get(SUBSCRIBER_CREDENTIAL_HEADER);
+    this.ctx.acceptWebSocket(pair[1], tokenId ? [workspaceTokenSubscriber(tokenId)] : []);
+    if (tokenId) {
+      const live = await this.tokenIsLive(tokenId);
+      if (live !== true) {
+        try {
+          pair[1].close(live === false ? 1008 : 1011, live === false ? 'credential revoked' : 'datastore unavailable');
+        } catch {
+          // a revocation closed it first
+        }
+        return live === false ? new Response('credential revoked', { status: 401 }) : new Response('datastore unavailable', { status: 503 });
+      }
+    }
     return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** undefined: the datastore did not answer. */
+  private async tokenIsLive(tokenId: string): Promise<boolean | undefined> {
+    const scope = new RequestScope(this.env);
+    try {
+      return (await liveTokenIds(scope.db, { workspace: [tokenId], org: [] })).has(tokenId);
+    } catch (err) {
+      console.error('coordinator: subscriber token not checked', err);
+      return undefined;
+    } finally {
+      await scope.close();
+    }
   }
 
   /** A credential was revoked: its live feeds end now, not when the socket happens to close. */

@@ -1,8 +1,8 @@
 import { DurableObject } from 'cloudflare:workers';
-import { liveTokenIds } from '../auth/token-store';
+import { liveTokenIdsQuery } from '../auth/token-store';
 import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
-import { reachableWorkspaceIds } from '../workspaces/queries';
+import { reachablePairsQuery, reachableSets } from '../workspaces/queries';
 import type { SerializedEvent } from './publish';
 
 /**
@@ -77,24 +77,43 @@ export class EventHub extends DurableObject<Bindings> {
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
     const subscriber = parseSubscriber(request.headers.get(HUB_SUBSCRIBER_HEADER));
     if (!subscriber) return new Response('unknown subscriber', { status: 400 });
-    if (subscriber.kind === 'workspace' && !this.reach.has(subscriber.workspaceId)) {
-      const scope = new RequestScope(this.env);
-      const generation = this.generation;
-      try {
-        const reach = new Set(await reachableWorkspaceIds(scope.db, subscriber.workspaceId));
-        // Read before a tree move: left unset, so the next publish reads it again.
-        if (generation === this.generation) this.reach.set(subscriber.workspaceId, reach);
-      } catch (err) {
-        console.error('event hub: reachable set not read', err);
-        return new Response('datastore unavailable', { status: 503 });
-      } finally {
-        await scope.close();
-      }
-    }
     const pair = new WebSocketPair();
+    // Tagged first, checked second. The Worker checked the credential before calling here; a revoke
+    // committed since then is either seen by the check below or, committed after it, reaches this
+    // socket through its tag (revocations close by tag after they commit). Either way it cannot
+    // stay open until the next refresh.
     this.ctx.acceptWebSocket(pair[1], tagsOf(subscriber));
     pair[1].serializeAttachment(subscriber);
+    const admitted = await this.admit(subscriber);
+    if (admitted !== 'live') {
+      closeQuietly(pair[1], admitted === 'revoked' ? 1008 : 1011, admitted === 'revoked' ? 'credential revoked' : 'datastore unavailable');
+      return admitted === 'revoked' ? new Response('credential revoked', { status: 401 }) : new Response('datastore unavailable', { status: 503 });
+    }
     return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /**
+   * A new socket's credential, re-checked now that the socket is tagged, and (a workspace's first
+   * socket) its reachable set: one round trip.
+   */
+  private async admit(subscriber: HubSubscriber): Promise<'live' | 'revoked' | 'unavailable'> {
+    if (subscriber.kind === 'admin') return 'live';
+    const workspaceIds = subscriber.kind === 'workspace' && !this.reach.has(subscriber.workspaceId) ? [subscriber.workspaceId] : [];
+    const tokens = subscriber.kind === 'org' ? { workspace: [], org: [subscriber.tokenId] } : { workspace: [subscriber.tokenId], org: [] };
+    const scope = new RequestScope(this.env);
+    const generation = this.generation;
+    try {
+      const [live, pairs] = await oneRoundTrip(scope, [liveTokenIdsQuery(scope.db, tokens), reachablePairsQuery(scope.db, workspaceIds)] as const);
+      if (live.rows.length === 0) return 'revoked';
+      // Read before a tree move: left unset, so the next publish reads it again.
+      if (generation === this.generation) for (const [id, reach] of reachableSets(workspaceIds, pairs.rows)) this.reach.set(id, reach);
+      return 'live';
+    } catch (err) {
+      console.error('event hub: subscriber not admitted', err);
+      return 'unavailable';
+    } finally {
+      await scope.close();
+    }
   }
 
   /** A credential was revoked (or its workspace removed): its sockets end now, not at their next event. */
@@ -187,10 +206,11 @@ export class EventHub extends DurableObject<Bindings> {
   }
 
   /**
-   * Re-reads every subscribed workspace's reachable set and which credentials are still live
-   * (1 + one per subscribed workspace statements), and closes the sockets of dead ones. On failure
-   * the old sets stay in use (unless the tree moved since they were read) and the next publish
-   * after REFRESH_RETRY_MS tries again.
+   * Re-reads every subscribed workspace's reachable set and which credentials are still live, in
+   * ONE round trip of two statements however many subscribers there are (a Durable Object call has
+   * a subrequest budget: a statement per workspace would exhaust it, and then every refresh would
+   * fail), and closes the sockets of dead credentials. On failure the old sets stay in use (unless
+   * the tree moved since they were read) and the next publish after REFRESH_RETRY_MS tries again.
    */
   private async readReach(generation: number): Promise<void> {
     const subscribers = this.subscribers();
@@ -201,17 +221,18 @@ export class EventHub extends DurableObject<Bindings> {
     };
     const scope = new RequestScope(this.env);
     try {
-      const read = Promise.all([liveTokenIds(scope.db, tokens), Promise.all(workspaceIds.map((id) => reachableWorkspaceIds(scope.db, id)))]);
-      const [live, reaches] = await withTimeout(read, REFRESH_TIMEOUT_MS);
+      const read = oneRoundTrip(scope, [liveTokenIdsQuery(scope.db, tokens), reachablePairsQuery(scope.db, workspaceIds)] as const);
+      const [liveRows, pairs] = await withTimeout(read, REFRESH_TIMEOUT_MS);
       // The tree moved while this read ran: its sets may predate the move (the caller reads again).
       if (generation !== this.generation) return;
-      workspaceIds.forEach((id, i) => this.reach.set(id, new Set(reaches[i])));
+      for (const [id, reach] of reachableSets(workspaceIds, pairs.rows)) this.reach.set(id, reach);
       // Sets of workspaces nobody subscribes for any more go; one read for a socket that connected
       // meanwhile stays.
       const subscribed = new Set(this.subscribers().flatMap(([, s]) => (s.kind === 'workspace' ? [s.workspaceId] : [])));
       for (const id of this.reach.keys()) if (!subscribed.has(id)) this.reach.delete(id);
+      const live = new Set(liveRows.rows.map((r) => r.id));
       for (const [socket, subscriber] of subscribers) {
-        if (subscriber.kind !== 'admin' && !live.has(subscriber.tokenId)) socket.close(1008, 'credential revoked');
+        if (subscriber.kind !== 'admin' && !live.has(subscriber.tokenId)) closeQuietly(socket, 1008, 'credential revoked');
       }
       this.refreshedAt = Date.now();
       this.readGeneration = generation;
@@ -231,6 +252,30 @@ export class EventHub extends DurableObject<Bindings> {
     for (const socket of this.ctx.getWebSockets(hubTag.workspace(workspaceId))) socket.close(1008, 'workspace removed');
     this.reach.delete(workspaceId);
     for (const ids of this.reach.values()) ids.delete(workspaceId);
+  }
+}
+
+type QueryResult<Row> = { rows: Row[] };
+
+/**
+ * Lazy statements (drizzle `db.execute(...)`) sent as ONE Neon HTTP batch: one subrequest and one
+ * transaction however many statements. `scope.db` is the HTTP driver for everything but
+ * `transaction`, so its `batch` is there; the Db type (the Pool driver's) does not declare it.
+ */
+async function oneRoundTrip<Rows extends readonly unknown[]>(
+  scope: RequestScope,
+  queries: { readonly [K in keyof Rows]: PromiseLike<QueryResult<Rows[K]>> },
+): Promise<{ [K in keyof Rows]: QueryResult<Rows[K]> }> {
+  const db = scope.db as unknown as { batch(queries: readonly unknown[]): Promise<unknown[]> };
+  return (await db.batch(queries)) as { [K in keyof Rows]: QueryResult<Rows[K]> };
+}
+
+/** A socket may already be closed (a revocation or a failed send got there first). */
+function closeQuietly(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    // already closed
   }
 }
 

@@ -82,6 +82,8 @@ async function connectToHub(c: Context<AppEnv>, subscriber: HubSubscriber): Prom
   const res = await eventHub(c.env).fetch(
     new Request('https://hub/connect', { headers: { Upgrade: 'websocket', [HUB_SUBSCRIBER_HEADER]: JSON.stringify(subscriber) } }),
   );
+  // The hub re-checks the credential once the socket is tagged: a revoke since our check lands here.
+  if (res.status === 401) throw new ApiError(401, 'invalid auth token');
   if (res.status !== 101) throw new ApiError(503, 'live events unavailable — retry shortly');
   return res;
 }

@@ -12,7 +12,7 @@ import { platformUrl } from '../lib/platform-url';
 import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
-import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber } from '../coordinator';
+import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER } from '../coordinator';
 import { announceTreeChange } from '../events/hub';
 import { NO_PROVISIONER_TEXT } from '../provisioning/provision';
 import { provisionerFor } from '../provisioning/provisioner';
@@ -260,7 +260,7 @@ workspaceRoutes.openapi(
     summary: "Live canvas feed for one workspace: a WebSocket served by the workspace's coordinator",
     security: bearerSecurity,
     request: { params: WorkspaceIdParam },
-    responses: { 101: { description: 'Switching to the WebSocket protocol' }, ...errors(400, 401, 404, 426) },
+    responses: { 101: { description: 'Switching to the WebSocket protocol' }, ...errors(400, 401, 404, 426, 503) },
   }),
   async (c) => {
     const { id } = c.req.valid('param');
@@ -269,8 +269,12 @@ workspaceRoutes.openapi(
     const stub = coordinatorOf(c.env, id);
     const headers = new Headers(c.req.raw.headers);
     headers.delete(SUBSCRIBER_CREDENTIAL_HEADER);
-    if (credential.kind === 'workspace') headers.set(SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber(credential.tokenId));
-    return (await stub.fetch(new Request(c.req.raw, { headers }))) as never;
+    if (credential.kind === 'workspace') headers.set(SUBSCRIBER_CREDENTIAL_HEADER, credential.tokenId);
+    const res = await stub.fetch(new Request(c.req.raw, { headers }));
+    // The coordinator re-checks the token once the socket is tagged: a revoke since our check lands here.
+    if (res.status === 401) throw new ApiError(401, 'invalid auth token');
+    if (res.status !== 101) throw new ApiError(503, 'live events unavailable — retry shortly');
+    return res as never;
   },
 );
 

@@ -84,7 +84,7 @@ export async function recordStart(db: Db, id: string, started: { url: string | n
   return rows.length > 0;
 }
 
-/** provisioning → failed with a fixed text; false when the workspace was no longer provisioning. */
+/** provisioning → failed with the text shown as its last error; false when the workspace was no longer provisioning. */
 export async function markProvisionFailed(db: Db, id: string, text: string): Promise<boolean> {
   const rows = await db
     .update(workspaces)

@@ -47,39 +47,66 @@ export async function mayCommunicate(db: Db, callerId: string, targetId: string)
 }
 
 /**
- * `canCommunicate` as a subquery, for lists that filter by the hierarchy rule in one statement:
- * the ids of the live workspaces `callerId` may talk to (itself included; nothing when it is
- * unknown or removed). Same walk as `ancestorChains`: through removed intermediates, at most
- * MAX_ANCESTOR_DEPTH generations up (ancestors) or down (descendants). Tested against
- * `mayCommunicate` pair by pair.
+ * `canCommunicate` in SQL, for many callers at once: one row `(caller, id)` per live workspace
+ * `caller` may talk to (itself included), for each live caller among the uuids `callers` selects
+ * (an unknown or removed caller has no rows). Same walk as `ancestorChains`: through removed
+ * intermediates, at most MAX_ANCESTOR_DEPTH generations up (ancestors) or down (descendants).
+ * The one SQL definition of the rule: the single-caller and the batch forms below both wrap it.
+ * Tested against `mayCommunicate` pair by pair.
  */
-export function communicableWorkspaceIds(callerId: string): SQL {
+function communicablePairs(callers: SQL): SQL {
+  // A union of the rule's four cases rather than one OR'd join: each case stays an index lookup
+  // (by parent_id, or by id), however many callers there are.
   return sql`
     WITH RECURSIVE me AS (
-      SELECT id, parent_id FROM workspaces WHERE id = ${callerId} AND status <> 'removed'
-    ), up(id, depth) AS (
-      SELECT parent_id, 1 FROM me WHERE parent_id IS NOT NULL
+      SELECT id AS caller, parent_id FROM workspaces WHERE id IN (${callers}) AND status <> 'removed'
+    ), up(caller, id, depth) AS (
+      SELECT caller, parent_id, 1 FROM me WHERE parent_id IS NOT NULL
       UNION ALL
-      SELECT p.parent_id, up.depth + 1 FROM up JOIN workspaces p ON p.id = up.id
+      SELECT up.caller, p.parent_id, up.depth + 1 FROM up JOIN workspaces p ON p.id = up.id
        WHERE p.parent_id IS NOT NULL AND up.depth < ${MAX_ANCESTOR_DEPTH}
-    ), down(id, depth) AS (
-      SELECT id, 0 FROM me
+    ), down(caller, id, depth) AS (
+      SELECT caller, caller, 0 FROM me
       UNION ALL
-      SELECT c.id, down.depth + 1 FROM down JOIN workspaces c ON c.parent_id = down.id
+      SELECT down.caller, c.id, down.depth + 1 FROM down JOIN workspaces c ON c.parent_id = down.id
        WHERE down.depth < ${MAX_ANCESTOR_DEPTH}
+    ), related(caller, id) AS (
+      SELECT me.caller, t.id FROM me JOIN workspaces t ON t.parent_id = me.parent_id
+      UNION ALL
+      SELECT me.caller, t.id FROM me JOIN workspaces t ON t.parent_id IS NULL AND me.parent_id IS NULL
+      UNION ALL
+      SELECT caller, id FROM up
+      UNION ALL
+      SELECT caller, id FROM down
     )
-    SELECT t.id FROM workspaces t CROSS JOIN me
-     WHERE t.status <> 'removed'
-       AND (t.parent_id = me.parent_id
-            OR (t.parent_id IS NULL AND me.parent_id IS NULL)
-            OR t.id IN (SELECT id FROM up)
-            OR t.id IN (SELECT id FROM down))`;
+    SELECT DISTINCT r.caller, r.id FROM related r JOIN workspaces t ON t.id = r.id
+     WHERE t.status <> 'removed'`;
 }
 
-/** `communicableWorkspaceIds` as a list: everything `workspaceId`'s agent may see or reach (itself included). */
-export async function reachableWorkspaceIds(db: Db, workspaceId: string): Promise<string[]> {
-  const result = await db.execute<{ id: string }>(communicableWorkspaceIds(workspaceId));
-  return result.rows.map((r) => r.id);
+/**
+ * The rule as a subquery, for lists that filter by it in one statement: the ids of the live
+ * workspaces `callerId` may talk to (itself included; nothing when it is unknown or removed).
+ */
+export function communicableWorkspaceIds(callerId: string): SQL {
+  return sql`SELECT id FROM (${communicablePairs(sql`SELECT ${callerId}::uuid`)}) AS communicable`;
+}
+
+/**
+ * Everything each of these workspaces' agents may see or reach (itself included), for all of them
+ * in ONE statement: the event hub refreshes every subscriber's set at once, inside one Durable
+ * Object call's subrequest budget. Lazy (a batch can carry it). Rows are `(caller, id)`; see
+ * `reachableSets` for the map. Unknown or removed workspaces have no rows.
+ */
+export function reachablePairsQuery(db: Db, workspaceIds: string[]) {
+  // An array parameter, not drizzle's list rendering: one bind whatever the count.
+  return db.execute<{ caller: string; id: string }>(communicablePairs(sql`SELECT unnest(${sql.param(workspaceIds)}::uuid[])`));
+}
+
+/** Rows of `reachablePairsQuery` as a set per workspace (every requested one present, empty when it reaches nothing). */
+export function reachableSets(workspaceIds: string[], rows: { caller: string; id: string }[]): Map<string, Set<string>> {
+  const sets = new Map(workspaceIds.map((id) => [id, new Set<string>()]));
+  for (const r of rows) sets.get(r.caller)?.add(r.id);
+  return sets;
 }
 
 /** Whether a workspace exists and whether it is a tombstone (undefined: never existed). */

@@ -664,6 +664,35 @@ describe('hostile inputs on the public routes', () => {
     mintProperty('POST /admin/workspaces/:id/tokens', `/admin/workspaces/${tokenWs.id}/tokens`, fc.constant('admin')),
   );
 
+  it('POST /admin/workspaces/:id/bootstrap-failed (admin)', { timeout: PROPERTY_TIMEOUT_MS }, async () => {
+    // A workspace put back into provisioning before every report, so each accepted one writes and broadcasts.
+    const ws = await createWorkspace({ external: true, name: `${tag}-bootstrap` });
+    const base = () => ({ error: 'runtime crashed', log_tail: 'Traceback\n  line 1\n' });
+    await fc.assert(
+      fc.asyncProperty(substitutions(base(), paths([], 'error', 'log_tail')), async (subs) => {
+        await sql(`UPDATE workspaces SET status = 'provisioning', last_sample_error = NULL WHERE id = $1`, [ws.id]);
+        await exercise(
+          'POST /admin/workspaces/:id/bootstrap-failed as admin',
+          describeSubs(subs),
+          { ids: [ws.id] },
+          () => send('POST', `/admin/workspaces/${ws.id}/bootstrap-failed`, { token: ADMIN, raw: renderBody(base(), subs) }),
+          {
+            check: async (r) => {
+              if (r.status >= 400) return [];
+              const [row] = await sql<{ last_sample_error: string }>(`SELECT last_sample_error FROM workspaces WHERE id = $1`, [ws.id]);
+              const text = row?.last_sample_error ?? '';
+              const problems: string[] = [];
+              if (new TextEncoder().encode(text).byteLength > 8192) problems.push('last_sample_error past 8192 bytes');
+              if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(text)) problems.push('a control character kept');
+              return problems;
+            },
+          },
+        );
+      }),
+      fewer,
+    );
+  });
+
   it('GET /workspaces/:id/tokens?limit=&offset=', { timeout: PROPERTY_TIMEOUT_MS }, async () => {
     const base: Record<string, string> = { limit: '5', offset: '0' };
     await fc.assert(

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sql as q } from 'drizzle-orm';
 import { RequestScope } from '../../src/lib/request-scope';
-import { communicableWorkspaceIds, mayCommunicate } from '../../src/workspaces/queries';
+import { communicableWorkspaceIds, mayCommunicate, reachablePairsQuery, reachableSets } from '../../src/workspaces/queries';
 import { ADMIN, api, call, callJson, createWorkspace, sql } from '../support/api';
 import { describeSubs, problemsOf, renderBody, send, substitutions, type Sub } from '../support/hostile';
 
@@ -182,6 +182,12 @@ describe('visibility across the tree', () => {
         for (const target of ids) if (await mayCommunicate(scope.db, viewer, target)) byRule.push(name.get(target)!);
         expect(bySql, name.get(viewer)).toEqual(byRule.sort());
         reach.set(name.get(viewer)!, bySql);
+      }
+      // The batch form (the event hub's refresh: every viewer in one statement) agrees too.
+      const batch = reachableSets(ids, (await reachablePairsQuery(scope.db, ids)).rows);
+      for (const viewer of ids) {
+        const named = [...batch.get(viewer)!].flatMap((id) => (name.has(id) ? [name.get(id)!] : [])).sort();
+        expect(named, `batch ${name.get(viewer)}`).toEqual(reach.get(name.get(viewer)!));
       }
       // Not vacuous: the walk passes the tombstone both ways, and reaches three generations down.
       expect(reach.get('orphan')).toEqual(['B', 'B1', 'R', 'orphan']);
