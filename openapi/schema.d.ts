@@ -3303,7 +3303,7 @@ export interface paths {
         put?: never;
         /**
          * The control plane's bootstrap watcher reports a workspace whose runtime crashed before registering (operators only)
-         * @description A workspace still `provisioning` becomes `failed`, its last error set to the error and the log tail, and WORKSPACE_PROVISION_FAILED `{error, log_tail, source: "bootstrap_watcher"}` is broadcast. Any other live workspace is left alone (`no_change`), so a late or repeated report never overrides a registration.
+         * @description A workspace still `provisioning` becomes `failed`, its last error set to the error and the log tail, and WORKSPACE_PROVISION_FAILED `{error, source: "bootstrap_watcher", log_tail_bytes}` is broadcast (the tail itself only in the last error, which operators read: a boot log can hold secrets). Any other live workspace is left alone (`no_change`), so a late or repeated report never overrides a registration.
          */
         post: {
             parameters: {

@@ -21,8 +21,8 @@ export const LOG_TAIL_BYTES = 8192;
 export const LOG_TAIL_TRUNCATED = '...(truncated)...\n';
 /** The error is a one-line banner. */
 export const MAX_BOOTSTRAP_ERROR = 1000;
-/** `last_sample_error`: the error, a blank line and the tail, bounded as Go bounded it. */
-const LAST_ERROR_BYTES = 8192;
+/** The error (≤ 1,000 characters: ≤ 4 KiB), a blank line and the whole kept tail: the tail is never cut here, it is only stored. */
+const LAST_ERROR_BYTES = 4 * 1024 + 2 + LOG_TAIL_BYTES + LOG_TAIL_TRUNCATED.length;
 const DEFAULT_ERROR = 'bootstrap failed — see log_tail';
 /** A watcher may send more log than is kept; the body cap leaves room for JSON escaping of a 32 KiB tail. */
 const MAX_LOG_TAIL_CHARS = 32 * 1024;
@@ -53,7 +53,8 @@ bootstrapRoutes.openapi(
     summary: "The control plane's bootstrap watcher reports a workspace whose runtime crashed before registering (operators only)",
     description:
       'A workspace still `provisioning` becomes `failed`, its last error set to the error and the log tail, and ' +
-      'WORKSPACE_PROVISION_FAILED `{error, log_tail, source: "bootstrap_watcher"}` is broadcast. Any other live ' +
+      'WORKSPACE_PROVISION_FAILED `{error, source: "bootstrap_watcher", log_tail_bytes}` is broadcast (the tail ' +
+      'itself only in the last error, which operators read: a boot log can hold secrets). Any other live ' +
       'workspace is left alone (`no_change`), so a late or repeated report never overrides a registration.',
     security: bearerSecurity,
     middleware: [readJsonBody(64 * KiB)] as const,
@@ -71,16 +72,20 @@ bootstrapRoutes.openapi(
       return c.json({ ok: true as const, no_change: true as const }, 200);
     }
     // Broadcasts carry fixed texts, never caller input: subscribers include agents' tokens, and a
-    // caller's text there would let one agent write into other workspaces' canvases. This payload
-    // is the exception on purpose: only an operator (the control plane, with the admin credential)
-    // can call this route, relaying the failure it diagnosed in its own infrastructure, and showing
-    // that text is the route's whole point. It is still made plain text and bounded first.
-    publishEvent(c.var.scope, 'WORKSPACE_PROVISION_FAILED', id, { ...report, source: 'bootstrap_watcher' });
+    // caller's text there would let one agent write into other workspaces' canvases. The error
+    // line is the exception on purpose: only an operator (the control plane, with the admin
+    // credential) can call this route, relaying the failure it diagnosed, and showing it is the
+    // route's point; it is made plain and bounded first. The log tail is not broadcast (Go did):
+    // a boot log can hold secrets, and a workspace token's subscription reaches its parent's and
+    // siblings' events. It is kept in the workspace's last error, which only operators read.
+    publishEvent(c.var.scope, 'WORKSPACE_PROVISION_FAILED', id, { error: report.error, source: 'bootstrap_watcher', log_tail_bytes: utf8Bytes(report.log_tail) });
     return c.json({ ok: true as const }, 200);
   },
 );
 
 /** The report as the canvas gets it: one plain line of error, and the plain end of the log. */
+const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;
+
 function bootstrapReport(body: z.output<typeof BootstrapFailed>): { error: string; log_tail: string } {
   return {
     error: plainLine(body.error ?? '') || DEFAULT_ERROR,
