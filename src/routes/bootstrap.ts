@@ -16,7 +16,7 @@ import { workspaceIsLive } from '../workspaces/queries';
 
 export const bootstrapRoutes = newRouter();
 
-/** What the canvas keeps of the log: the end, where the traceback is (Go: 8 KiB). */
+/** What is kept of the log: the end, where the traceback is (Go: 8 KiB). */
 export const LOG_TAIL_BYTES = 8192;
 export const LOG_TAIL_TRUNCATED = '...(truncated)...\n';
 /** The error is a one-line banner. */
