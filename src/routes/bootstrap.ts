@@ -22,7 +22,7 @@ export const LOG_TAIL_TRUNCATED = '...(truncated)...\n';
 /** The error is a one-line banner. */
 export const MAX_BOOTSTRAP_ERROR = 1000;
 /** The error (≤ 1,000 characters: ≤ 4 KiB), a blank line and the whole kept tail: the tail is never cut here, it is only stored. */
-const LAST_ERROR_BYTES = 4 * 1024 + 2 + LOG_TAIL_BYTES + LOG_TAIL_TRUNCATED.length;
+export const LAST_ERROR_BYTES = 4 * 1024 + 2 + LOG_TAIL_BYTES + LOG_TAIL_TRUNCATED.length;
 const DEFAULT_ERROR = 'bootstrap failed — see log_tail';
 /** A watcher may send more log than is kept; the body cap leaves room for JSON escaping of a 32 KiB tail. */
 const MAX_LOG_TAIL_CHARS = 32 * 1024;

@@ -19,6 +19,7 @@
 // Some routes add a rule of their own: a caller header naming anyone but the bearer is never
 // answered, another workspace's token is never revoked, a wildcard in `q` matches only itself.
 import fc from 'fast-check';
+import { LAST_ERROR_BYTES } from '../../src/routes/bootstrap';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ADMIN, createWorkspace, loopback, registeredAgent, sql, waitFor } from '../support/api';
 import {
@@ -682,7 +683,7 @@ describe('hostile inputs on the public routes', () => {
               const [row] = await sql<{ last_sample_error: string }>(`SELECT last_sample_error FROM workspaces WHERE id = $1`, [ws.id]);
               const text = row?.last_sample_error ?? '';
               const problems: string[] = [];
-              if (new TextEncoder().encode(text).byteLength > 8192) problems.push('last_sample_error past 8192 bytes');
+              if (new TextEncoder().encode(text).byteLength > LAST_ERROR_BYTES) problems.push('last_sample_error past its bound');
               if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(text)) problems.push('a control character kept');
               return problems;
             },
