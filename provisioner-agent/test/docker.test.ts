@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CONSOLE_CAP_BYTES, tailBytes } from '../src/backend.ts';
 import { createDockerBackend } from '../src/docker/driver.ts';
+import { ConsoleReadTimeout, LogTail } from '../src/docker/logs.ts';
 import { tierOverridesFromEnv, tierSettings } from '../src/docker/tiers.ts';
-import { TEXT } from '../src/errors.ts';
-import { DAEMON_TEXTS, type DockerDouble, startDockerDouble, startTestProvisioner, type TestProvisioner } from './support/docker-double.ts';
+import { AgentError, TEXT } from '../src/errors.ts';
+import { DAEMON_TEXTS, type DockerDouble, logFrame, startDockerDouble, startTestProvisioner, type TestProvisioner } from './support/docker-double.ts';
 import { signedFetch } from './support/signed.ts';
 
 const SECRET = 'docker-test-secret-0123456789abcdef';
@@ -290,6 +294,217 @@ describe('docker status, console and list', () => {
     expect((await call('GET', '/v1/docker/workspaces')).json).toEqual({ workspace_ids: [a, b] });
     double.fail('list', DAEMON_TEXTS.serverError());
     expect((await call('GET', '/v1/docker/workspaces')).status).toBe(503);
+  });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(check: () => boolean, ms = 2_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !check(); await sleep(10)) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+  }
+}
+
+/** The concatenated pieces re-cut at the given sizes, cycling through them (the last chunk may be shorter). */
+function* rechunk(pieces: Iterable<Buffer>, sizes: number[]): Generator<Buffer> {
+  let pending: Buffer[] = [];
+  let have = 0;
+  let k = 0;
+  for (const piece of pieces) {
+    let rest = piece;
+    while (rest.length > 0) {
+      const size = sizes[k % sizes.length]!;
+      const take = rest.subarray(0, size - have);
+      pending.push(take);
+      have += take.length;
+      rest = rest.subarray(take.length);
+      if (have === size) {
+        yield Buffer.concat(pending);
+        pending = [];
+        have = 0;
+        k += 1;
+      }
+    }
+  }
+  if (have > 0) yield Buffer.concat(pending);
+}
+
+/** Deterministic pseudo-random numbers (a failing chunking can be replayed). */
+function prng(seed: number) {
+  return () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+}
+
+describe('docker console streaming (GET /containers/{id}/logs read as a stream)', () => {
+  const body = [
+    logFrame(1, 'héllo '),
+    logFrame(2, 'wörld €\n'),
+    logFrame(1, ''),
+    logFrame(2, Buffer.from([0xf0, 0x9f])), // a 4-byte character split over two frames
+    logFrame(1, Buffer.from([0x98, 0x80])),
+    logFrame(1, ' end\n'),
+  ];
+  const whole = Buffer.concat(body);
+  const text = 'héllo wörld €\n😀 end\n';
+
+  it('demultiplexes frames however the body is chunked: every 2- and 3-piece split, and byte by byte', () => {
+    const read = (chunks: Buffer[], cap?: number) => {
+      const tail = new LogTail(cap);
+      for (const chunk of chunks) tail.push(chunk);
+      return tail.text();
+    };
+    for (let i = 0; i <= whole.length; i += 1) {
+      for (let j = i; j <= whole.length; j += 1) {
+        expect(read([whole.subarray(0, i), whole.subarray(i, j), whole.subarray(j)]), `split at ${i}, ${j}`).toBe(text);
+      }
+    }
+    expect(read([...whole].map((b) => Buffer.from([b])))).toBe(text);
+    // A TTY container's raw bytes, and a body too short for a header, come back as they are.
+    const tty = Buffer.from('\x1b[32mready\x1b[0m on a tty\r\n');
+    for (let i = 0; i <= tty.length; i += 1) expect(read([tty.subarray(0, i), tty.subarray(i)])).toBe(tty.toString());
+    expect(read([Buffer.from('hi\n')])).toBe('hi\n');
+    expect(read([])).toBe('');
+  });
+
+  it('keeps exactly the last cap bytes, cut on a character boundary, for any chunking (small cap)', () => {
+    const random = prng(20_261_126);
+    for (let round = 0; round < 300; round += 1) {
+      const payloads = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) =>
+        Buffer.from(`${round}.${i}:${'a€😀é'.repeat(Math.floor(random() * 6))}|`.slice(0, 1 + Math.floor(random() * 40))),
+      );
+      const frames = Buffer.concat(payloads.map((p, i) => logFrame(i % 2 === 0 ? 1 : 2, p)));
+      const cap = 1 + Math.floor(random() * 64);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < frames.length; ) {
+        const size = 1 + Math.floor(random() * 30);
+        chunks.push(frames.subarray(at, at + size));
+        at += size;
+      }
+      const tail = new LogTail(cap);
+      for (const chunk of chunks) tail.push(chunk);
+      expect(tail.text(), `round ${round}`).toBe(tailBytes(Buffer.concat(payloads), cap));
+    }
+  });
+
+  it('reassembles frames split across the chunks the daemon sends', async () => {
+    const id = randomUUID();
+    await start(id);
+    const pieces = [3, 5, 9, 1, 2, 12, 7, 4, 30].reduce<Buffer[]>((out, size) => {
+      const at = out.reduce((n, b) => n + b.length, 0);
+      return [...out, whole.subarray(at, at + size)];
+    }, []);
+    const rest = whole.subarray(pieces.reduce((n, b) => n + b.length, 0));
+    double.container(id)!.logBody = async function* () {
+      for (const piece of [...pieces, rest]) {
+        yield piece;
+        await sleep(5); // separate reads on the agent's side, so the splits reach the parser
+      }
+    };
+    expect((await call('GET', `/v1/docker/workspaces/${id}/console`)).json).toEqual({ output: text });
+    expect(double.logStreams).toEqual([{ container: `ws-${id}`, bytesSent: whole.length, state: 'complete' }]);
+  });
+
+  it('streams a 40 MiB multiplexed log: returns exactly its last 256 KiB, holding well under 4 MiB at any time', { timeout: 120_000 }, async () => {
+    // Live memory only (garbage collected before each sample): what the agent holds, not what it
+    // has not yet freed. The old driver (dockerode buffering the body) held all 40 MiB.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const live = () => {
+      // Twice: a Buffer's memory is released by a callback that runs after the GC that found it dead.
+      gc();
+      gc();
+      return process.memoryUsage().arrayBuffers;
+    };
+
+    // Frames from empty to 100 KB (bigger than most chunks), stdout and stderr, multi-byte text.
+    const payload = (i: number) => {
+      if (i % 10 === 9) return Buffer.alloc(0);
+      const size = [1, 4_093, 17, 65_536, 300, 8_191, 2, 100_003, 33][i % 9]!;
+      const line = `${i}:${'x€'.repeat(Math.ceil(size / 4))}`;
+      return Buffer.from(`${line.slice(0, size)}\n`);
+    };
+    let frames = 0;
+    let total = 0;
+    while (total < 40 * MiB) total += 8 + payload(frames++).length;
+    const lastPayloads: Buffer[] = [];
+    for (let i = frames - 1, kept = 0; kept <= CONSOLE_CAP_BYTES + 4; i -= 1) {
+      lastPayloads.unshift(payload(i));
+      kept += lastPayloads[0]!.length;
+    }
+    const expected = tailBytes(Buffer.concat(lastPayloads));
+
+    const id = randomUUID();
+    await start(id);
+    const baseline = live();
+    let peak = 0;
+    let samples = 0;
+    double.container(id)!.logBody = function* () {
+      function* all() {
+        for (let i = 0; i < frames; i += 1) yield logFrame(i % 3 === 0 ? 2 : 1, payload(i));
+      }
+      let sent = 0;
+      for (const chunk of rechunk(all(), [65_536, 3, 1, 40_000, 5, 9_000, 7, 131_072, 8])) {
+        yield chunk;
+        sent += chunk.length;
+        if (Math.floor(sent / (2 * MiB)) > samples) {
+          samples += 1;
+          peak = Math.max(peak, live() - baseline);
+        }
+      }
+    };
+    const backend = createDockerBackend({ docker: new Docker(double.dockerOptions), imageTemplate: 'img:{runtime}', consoleTimeoutMs: 100_000 });
+    const output = await backend.console(id, null);
+
+    expect(samples).toBeGreaterThanOrEqual(19);
+    expect(Buffer.byteLength(output)).toBeLessThanOrEqual(CONSOLE_CAP_BYTES);
+    expect(Buffer.byteLength(output)).toBeGreaterThan(CONSOLE_CAP_BYTES - 4);
+    expect(output === expected, 'the last bytes, exactly').toBe(true);
+    expect(peak, `peak live ArrayBuffer growth ${(peak / MiB).toFixed(2)} MiB`).toBeLessThan(4 * MiB);
+    await waitFor(() => double.logStreams[0]?.state === 'complete');
+    expect(double.logStreams[0]!.bytesSent).toBe(total);
+  });
+
+  it('gives up on a daemon that stalls or trickles, with a fixed text, and closes the request', async () => {
+    const backend = createDockerBackend({ docker: new Docker(double.dockerOptions), imageTemplate: 'img:{runtime}', consoleTimeoutMs: 300 });
+    const stalls = randomUUID();
+    const trickles = randomUUID();
+    await start(stalls);
+    await start(trickles);
+    double.container(stalls)!.logBody = async function* (signal) {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve));
+    };
+    double.container(trickles)!.logBody = async function* (signal) {
+      while (!signal.aborted) {
+        yield logFrame(1, 'still going\n');
+        await sleep(20);
+      }
+    };
+    for (const id of [stalls, trickles]) {
+      const began = Date.now();
+      const err = await backend.console(id, null).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(AgentError);
+      expect(err).toMatchObject({ code: 'unavailable', message: TEXT.backendFailed });
+      expect((err as AgentError).cause).toBeInstanceOf(ConsoleReadTimeout);
+      expect(Date.now() - began).toBeLessThan(3_000);
+    }
+    await waitFor(() => double.logStreams.length === 2 && double.logStreams.every((s) => s.state === 'aborted'));
+    expect(double.logStreams[1]!.bytesSent).toBeGreaterThan(0);
+  });
+
+  it('still classifies daemon errors on the streamed read: gone is 404, anything else a fixed 503', async () => {
+    const id = randomUUID();
+    await start(id);
+    double.fail('logs', DAEMON_TEXTS.serverError());
+    expect(await call('GET', `/v1/docker/workspaces/${id}/console`)).toMatchObject({ status: 503, json: { code: 'unavailable', error: TEXT.backendFailed } });
+    double.fail('logs', { status: 404, message: DAEMON_TEXTS.podmanNoSuchContainer(`ws-${id}`).message });
+    expect(await call('GET', `/v1/docker/workspaces/${id}/console`)).toMatchObject({ status: 404, json: { code: 'not_found' } });
+    double.fail('logs', { status: 404, message: 'page not found' });
+    expect((await call('GET', `/v1/docker/workspaces/${id}/console`)).status).toBe(503);
   });
 });
 

@@ -1,9 +1,10 @@
 import type Docker from 'dockerode';
 import type { AgentState, StartRequest, StartResult, StopRequest, StopResult } from '../../../src/provisioning/protocol.ts';
 import { agentEnv, CONFIG_DIR } from '../agent-env.ts';
-import { type Backend, tailBytes } from '../backend.ts';
+import type { Backend } from '../backend.ts';
 import { AgentError, TEXT } from '../errors.ts';
 import { WorkspaceId } from '../schemas.ts';
+import { readLogTail } from './logs.ts';
 import { isConflict, isGone, isRemovalInProgress, readError, removeError, startError } from './errors.ts';
 import { tarArchive } from './tar.ts';
 import { cpuSharesToNanoCpus, type TierOverrides, tierSettings } from './tiers.ts';
@@ -32,7 +33,11 @@ export interface DockerBackendConfig {
   removalWaitMs?: number;
   /** Lines of log to fetch for the console, before the byte cap. */
   consoleTailLines?: number;
+  /** How long a console read may take before it is abandoned (ms); below the Worker's 15 s. */
+  consoleTimeoutMs?: number;
 }
+
+export const CONSOLE_TIMEOUT_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -174,10 +179,10 @@ export function createDockerBackend(config: DockerBackendConfig): Backend {
 
     async console(id): Promise<string> {
       try {
-        const raw: unknown = await docker
-          .getContainer(containerName(id))
-          .logs({ stdout: true, stderr: true, follow: false, tail: config.consoleTailLines ?? 2000 });
-        return tailBytes(demuxLogs(toBuffer(raw)));
+        return await readLogTail(docker.getContainer(containerName(id)), {
+          tailLines: config.consoleTailLines ?? 2000,
+          timeoutMs: config.consoleTimeoutMs ?? CONSOLE_TIMEOUT_MS,
+        });
       } catch (err) {
         throw readError(err);
       }
@@ -194,29 +199,4 @@ export function createDockerBackend(config: DockerBackendConfig): Backend {
       return [...new Set(ids)].sort();
     },
   };
-}
-
-function toBuffer(raw: unknown): Buffer {
-  if (Buffer.isBuffer(raw)) return raw;
-  // docker-modem parses a body that happens to be JSON; give it back its text.
-  return Buffer.from(typeof raw === 'string' ? raw : raw == null ? '' : JSON.stringify(raw));
-}
-
-/**
- * A non-TTY container's logs are frames: [stream, 0, 0, 0, size(u32 BE)] then `size` bytes.
- * Anything that does not parse as frames is returned as it came.
- */
-export function demuxLogs(buffer: Buffer): Buffer {
-  const parts: Buffer[] = [];
-  let offset = 0;
-  while (offset < buffer.length) {
-    if (offset + 8 > buffer.length) return buffer;
-    const stream = buffer[offset]!;
-    if (stream > 2 || buffer[offset + 1] !== 0 || buffer[offset + 2] !== 0 || buffer[offset + 3] !== 0) return buffer;
-    const size = buffer.readUInt32BE(offset + 4);
-    if (offset + 8 + size > buffer.length) return buffer;
-    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(parts);
 }

@@ -77,6 +77,12 @@ export interface DoubleContainer {
   hostPort: number | null;
   /** What GET /containers/{id}/logs answers (stdout frames). */
   logs: string;
+  /**
+   * Instead of `logs`: the raw body of GET /containers/{id}/logs, produced lazily (it may be huge
+   * or never end) and written chunk by chunk as the client reads it. `signal` aborts when the
+   * client goes away. Chunks are sent as given, so a test decides where frames are split.
+   */
+  logBody?: (signal: AbortSignal) => Iterable<Buffer> | AsyncIterable<Buffer>;
   /** Files written via putArchive outside any volume mount, by absolute path. */
   files: Map<string, DoubleFile>;
 }
@@ -88,6 +94,23 @@ export interface DoubleVolume {
   files: Map<string, DoubleFile>;
 }
 
+/** One streamed answer of GET /containers/{id}/logs (a container with `logBody`). */
+export interface LogStreamRecord {
+  container: string;
+  bytesSent: number;
+  /** `complete`: the whole body was sent; `aborted`: the client closed the connection first. */
+  state: 'streaming' | 'complete' | 'aborted';
+}
+
+/** A log frame as the daemon multiplexes a non-TTY container's output. */
+export function logFrame(stream: 0 | 1 | 2, payload: Buffer | string): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+
 export interface DockerDouble {
   socketPath: string;
   /** Options for `new Docker(...)`. */
@@ -96,6 +119,8 @@ export interface DockerDouble {
   missingImages: Set<string>;
   /** Every request received, in order: `METHOD /path` without the API version prefix or query. */
   requests: string[];
+  /** Every streamed logs answer, in order. */
+  logStreams: LogStreamRecord[];
   containers(): DoubleContainer[];
   /** By container name, container id or workspace id (`ws-<id>`). */
   container(ref: string): DoubleContainer | undefined;
@@ -122,6 +147,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
   const failures = new Map<DockerOp, InjectedFailure[]>();
   const missingImages = new Set<string>();
   const requests: string[] = [];
+  const logStreams: LogStreamRecord[] = [];
   let nextPort = 40_000;
 
   const find = (ref: string) => containers.get(ref) ?? containers.get(`ws-${ref}`) ?? [...containers.values()].find((c) => c.id === ref);
@@ -177,14 +203,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     };
   }
 
-  function frames(text: string): Buffer {
-    const payload = Buffer.from(text, 'utf8');
-    if (payload.length === 0) return payload;
-    const header = Buffer.alloc(8);
-    header[0] = 1;
-    header.writeUInt32BE(payload.length, 4);
-    return Buffer.concat([header, payload]);
-  }
+  const frames = (text: string): Buffer => (text === '' ? Buffer.alloc(0) : logFrame(1, text));
 
   async function untar(body: Buffer): Promise<Array<{ name: string; file: DoubleFile }>> {
     const extract = tar.extract();
@@ -211,7 +230,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     return out;
   }
 
-  type Answer = { status: number; json?: unknown; raw?: Buffer };
+  type Answer = { status: number; json?: unknown; raw?: Buffer; stream?: { record: LogStreamRecord; body: NonNullable<DoubleContainer['logBody']> } };
   const error = (answer: DaemonAnswer): Answer => ({ status: answer.status, json: { message: answer.message } });
 
   async function handle(method: string, pathname: string, query: URLSearchParams, body: Buffer): Promise<Answer> {
@@ -303,8 +322,12 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
             }
             containers.delete(c.name);
             return { status: 204 };
-          case 'logs':
-            return { status: 200, raw: frames(c.logs) };
+          case 'logs': {
+            if (!c.logBody) return { status: 200, raw: frames(c.logs) };
+            const record: LogStreamRecord = { container: c.name, bytesSent: 0, state: 'streaming' };
+            logStreams.push(record);
+            return { status: 200, stream: { record, body: c.logBody } };
+          }
           case 'putArchive': {
             const target = query.get('path') ?? '/';
             const entries = await untar(body);
@@ -326,6 +349,42 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     return { status: 404, json: { message: 'page not found' } };
   }
 
+  /** Writes the body as the client takes it (waits for 'drain'), and stops when the client leaves. */
+  async function writeStream(res: http.ServerResponse, record: LogStreamRecord, body: NonNullable<DoubleContainer['logBody']>) {
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const writable = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    res.writeHead(200, { 'Content-Type': 'application/vnd.docker.multiplexed-stream' });
+    try {
+      for await (const chunk of body(gone.signal)) {
+        if (gone.signal.aborted) break;
+        record.bytesSent += chunk.length;
+        if (!res.write(chunk)) await writable();
+      }
+    } catch {
+      // A body that throws is a daemon that drops the connection.
+      res.destroy();
+    }
+    if (gone.signal.aborted || res.destroyed) {
+      record.state = 'aborted';
+      return;
+    }
+    res.end(() => {
+      record.state = 'complete';
+    });
+  }
+
   await fs.promises.rm(socketPath, { force: true });
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -336,7 +395,9 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
       requests.push(`${req.method} ${pathname}`);
       handle(req.method ?? 'GET', pathname, url.searchParams, Buffer.concat(chunks)).then(
         (answer) => {
-          if (answer.raw) {
+          if (answer.stream) {
+            void writeStream(res, answer.stream.record, answer.stream.body);
+          } else if (answer.raw) {
             res.writeHead(answer.status, { 'Content-Type': 'application/vnd.docker.raw-stream' });
             res.end(answer.raw);
           } else if (answer.json !== undefined) {
@@ -364,6 +425,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
     dockerOptions: { socketPath },
     missingImages,
     requests,
+    logStreams,
     containers: () => [...containers.values()],
     container: find,
     volumes: () => [...volumes.values()],
@@ -391,6 +453,7 @@ export async function startDockerDouble(options: { socketPath?: string } = {}): 
       failures.clear();
       missingImages.clear();
       requests.length = 0;
+      logStreams.length = 0;
     },
     async close() {
       await new Promise<void>((resolve) => {
