@@ -4,7 +4,7 @@ import { drainQueue } from '../a2a/queue-drain';
 import { runRestartCycle } from '../provisioning/restart';
 import { deliverRestartContext, type RestartContext } from '../provisioning/restart-context';
 import { RequestScope } from '../lib/request-scope';
-import { SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber, type CycleKind } from './index';
+import { orgTokenSubscriber, parseSubscriberHeader, SUBSCRIBER_CREDENTIAL_HEADER, workspaceTokenSubscriber, type CycleKind, type SubscriberCredential } from './index';
 import { liveTokenIds } from '../auth/token-store';
 import { forgetContexts } from '../a2a/context-cache';
 import { publishEvent } from '../events/publish';
@@ -50,14 +50,15 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('expected websocket', { status: 426 });
     const pair = new WebSocketPair();
-    // Tagged with the workspace token that opened it (named by the Worker, never by the client), so
-    // revoking that token can close exactly its sockets. Tagged first, checked second: a revoke
-    // committed after the Worker's check is either seen here or, committed after this check,
-    // reaches the socket through its tag. Either way it cannot stay open.
-    const tokenId = request.headers.get(SUBSCRIBER_CREDENTIAL_HEADER);
-    this.ctx.acceptWebSocket(pair[1], tokenId ? [workspaceTokenSubscriber(tokenId)] : []);
-    if (tokenId) {
-      const live = await this.tokenIsLive(tokenId);
+    // Tagged with the token that opened it (named by the Worker, never by the client), so revoking
+    // that token can close exactly its sockets. Tagged first, checked second: a revoke committed
+    // after the Worker's check is either seen here or, committed after this check, reaches the
+    // socket through its tag. Either way it cannot stay open.
+    const credential = parseSubscriberHeader(request.headers.get(SUBSCRIBER_CREDENTIAL_HEADER));
+    const tag = credential && (credential.kind === 'org' ? orgTokenSubscriber : workspaceTokenSubscriber)(credential.tokenId);
+    this.ctx.acceptWebSocket(pair[1], tag ? [tag] : []);
+    if (credential) {
+      const live = await this.tokenIsLive(credential);
       if (live !== true) {
         try {
           pair[1].close(live === false ? 1008 : 1011, live === false ? 'credential revoked' : 'datastore unavailable');
@@ -71,10 +72,10 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
   }
 
   /** undefined: the datastore did not answer. */
-  private async tokenIsLive(tokenId: string): Promise<boolean | undefined> {
+  private async tokenIsLive({ kind, tokenId }: SubscriberCredential): Promise<boolean | undefined> {
     const scope = new RequestScope(this.env);
     try {
-      return (await liveTokenIds(scope.db, { workspace: [tokenId], org: [] })).has(tokenId);
+      return (await liveTokenIds(scope.db, { workspace: kind === 'workspace' ? [tokenId] : [], org: kind === 'org' ? [tokenId] : [] })).has(tokenId);
     } catch (err) {
       console.error('coordinator: subscriber token not checked', err);
       return undefined;

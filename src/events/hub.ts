@@ -14,6 +14,10 @@ export const TENANT_HUB = 'tenant';
 /** Internal header from the Worker to the hub naming who a socket belongs to (never the client's). */
 export const HUB_SUBSCRIBER_HEADER = 'X-Molecule-Hub-Subscriber';
 
+const ORG_FEED_PREFIX = 'org-feed:';
+/** Per revocation: one coordinator call each, well inside a request's subrequest budget. */
+const ORG_FEEDS_PER_REVOKE = 500;
+
 /** Who holds a hub socket: operators see everything; a workspace token sees what its workspace may reach. */
 export type HubSubscriber = { kind: 'admin' } | { kind: 'org'; tokenId: string } | { kind: 'workspace'; tokenId: string; workspaceId: string };
 
@@ -121,6 +125,24 @@ export class EventHub extends DurableObject<Bindings> {
     const sockets = this.ctx.getWebSockets(tag);
     for (const socket of sockets) socket.close(1008, 'credential revoked');
     return sockets.length;
+  }
+
+  /**
+   * An org token opened a workspace's own feed (GET /workspaces/:id/events, served by that
+   * workspace's coordinator). Org tokens reach every workspace, so on revocation nobody could tell
+   * which coordinators hold their sockets: the tenant's hub keeps the list. Noted before the socket
+   * is opened, so a revoke always finds it.
+   */
+  async noteOrgFeed(tokenId: string, workspaceId: string): Promise<void> {
+    await this.ctx.storage.put(`${ORG_FEED_PREFIX}${tokenId}:${workspaceId}`, 1);
+  }
+
+  /** The workspaces whose feeds a revoked org token opened (forgotten as they are handed out). */
+  async takeOrgFeeds(tokenId: string): Promise<string[]> {
+    const prefix = `${ORG_FEED_PREFIX}${tokenId}:`;
+    const keys = [...(await this.ctx.storage.list({ prefix, limit: ORG_FEEDS_PER_REVOKE })).keys()];
+    await this.ctx.storage.delete(keys);
+    return keys.map((k) => k.slice(prefix.length));
   }
 
   /**

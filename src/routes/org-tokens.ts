@@ -7,6 +7,7 @@ import { revokeOrgToken } from '../auth/token-store';
 import { issueToken } from '../auth/tokens';
 import { orgApiTokens } from '../db/schema';
 import { ApiError } from '../errors';
+import { coordinatorOf, orgTokenSubscriber } from '../coordinator';
 import { eventHub, hubTag } from '../events/hub';
 import { KiB } from '../lib/body';
 
@@ -83,8 +84,12 @@ orgTokenRoutes.openapi(
     await authorizeAdmin(c);
     const { tokenId } = c.req.valid('param');
     if (!(await revokeOrgToken(c.var.scope.db, tokenId))) throw new ApiError(404, 'token not found or already revoked');
-    // Its live event connections were authorised once, at connect: they end now.
-    await eventHub(c.env).closeSubscribers(hubTag.orgToken(tokenId.toLowerCase()));
+    // Its live event connections were authorised once, at connect: they end now, on the hub and on
+    // every workspace feed it opened.
+    const id = tokenId.toLowerCase();
+    const hub = eventHub(c.env);
+    const [, feeds] = await Promise.all([hub.closeSubscribers(hubTag.orgToken(id)), hub.takeOrgFeeds(id)]);
+    await Promise.all(feeds.map((workspaceId) => coordinatorOf(c.env, workspaceId).closeSubscribers(orgTokenSubscriber(id))));
     return c.json({ revoked: tokenId }, 200);
   },
 );

@@ -12,8 +12,8 @@ import { platformUrl } from '../lib/platform-url';
 import type { RequestScope } from '../lib/request-scope';
 import { encryptSecret, importSecretsKey } from '../lib/secret-box';
 import { assertAgentUrl } from '../lib/url-policy';
-import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER } from '../coordinator';
-import { announceTreeChange } from '../events/hub';
+import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER, subscriberHeaderValue } from '../coordinator';
+import { announceTreeChange, eventHub } from '../events/hub';
 import { NO_PROVISIONER_TEXT } from '../provisioning/provision';
 import { provisionerFor } from '../provisioning/provisioner';
 import { requestRestart } from '../provisioning/restart';
@@ -269,7 +269,11 @@ workspaceRoutes.openapi(
     const stub = coordinatorOf(c.env, id);
     const headers = new Headers(c.req.raw.headers);
     headers.delete(SUBSCRIBER_CREDENTIAL_HEADER);
-    if (credential.kind === 'workspace') headers.set(SUBSCRIBER_CREDENTIAL_HEADER, credential.tokenId);
+    if (credential.kind === 'workspace' || credential.kind === 'org') {
+      headers.set(SUBSCRIBER_CREDENTIAL_HEADER, subscriberHeaderValue({ kind: credential.kind, tokenId: credential.tokenId }));
+    }
+    // An org token's feed is found again through the hub when the token is revoked.
+    if (credential.kind === 'org') await eventHub(c.env).noteOrgFeed(credential.tokenId, id);
     const res = await stub.fetch(new Request(c.req.raw, { headers }));
     // The coordinator re-checks the token once the socket is tagged: a revoke since our check lands here.
     if (res.status === 401) throw new ApiError(401, 'invalid auth token');

@@ -3,7 +3,7 @@
 // budget), and a socket whose credential is revoked while it is being opened never stays open.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER } from '../../src/coordinator';
+import { coordinatorOf, SUBSCRIBER_CREDENTIAL_HEADER, subscriberHeaderValue } from '../../src/coordinator';
 import { eventHub, HUB_SUBSCRIBER_HEADER, hubTag, type EventHub, type HubSubscriber } from '../../src/events/hub';
 import { ADMIN, call, callJson, createWorkspace, sql, uniq, waitFor } from '../support/api';
 import { subscribeEvents, subscribeHub } from '../support/events';
@@ -166,7 +166,7 @@ describe('a credential revoked while its socket is being opened', () => {
     const ws = await createWorkspace({ external: true });
     const extra = await callJson('POST', `/workspaces/${ws.id}/tokens`, { token: ADMIN, body: {} });
     const open = (tokenId: string) =>
-      coordinatorOf(env, ws.id).fetch(new Request(`https://coordinator/events`, { headers: { Upgrade: 'websocket', [SUBSCRIBER_CREDENTIAL_HEADER]: tokenId } }));
+      coordinatorOf(env, ws.id).fetch(new Request(`https://coordinator/events`, { headers: { Upgrade: 'websocket', [SUBSCRIBER_CREDENTIAL_HEADER]: subscriberHeaderValue({ kind: 'workspace', tokenId }) } }));
     const live = await open(extra.body.id);
     expect(live.status).toBe(101);
     live.webSocket!.accept();

@@ -64,6 +64,35 @@ describe('GET /ws: auth', () => {
     await waitFor(async () => feed.closeCode() === 1008);
   });
 
+  it("revoking an org token also closes the workspace feeds it opened (GET /workspaces/:id/events)", async () => {
+    const org = await mintOrgToken();
+    const other = await mintOrgToken();
+    const [a, b] = [await registeredAgent({ mode: 'poll' }), await registeredAgent({ mode: 'poll' })];
+    const open = async (workspaceId: string, token: string) => {
+      const res = await (exports as unknown as { default: Fetcher }).default.fetch(
+        new Request(`${BASE}/workspaces/${workspaceId}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` } }),
+      );
+      expect(res.status).toBe(101);
+      const socket = res.webSocket!;
+      let code: number | undefined;
+      socket.accept();
+      socket.addEventListener('close', (e) => (code = e.code));
+      return { closeCode: () => code, close: () => socket.close() };
+    };
+    const feeds = [await open(a.id, org.token), await open(b.id, org.token)];
+    const bystander = await open(a.id, other.token);
+    expect((await call('DELETE', `/org/tokens/${org.id}`, { token: ADMIN })).status).toBe(200);
+    await waitFor(async () => feeds.every((f) => f.closeCode() === 1008));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bystander.closeCode()).toBeUndefined(); // another org token's feed stays open
+    bystander.close();
+    // And the revoked token cannot open a feed again.
+    const again = await (exports as unknown as { default: Fetcher }).default.fetch(
+      new Request(`${BASE}/workspaces/${a.id}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${org.token}` } }),
+    );
+    expect(again.status).toBe(401);
+  });
+
   it("removing a workspace closes its own token's sockets (its tokens die with it)", async () => {
     const a = await registeredAgent({ mode: 'poll' });
     const feed = await subscribeHub(a.token);
