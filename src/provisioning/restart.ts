@@ -7,6 +7,11 @@ import { provisionWorkspace } from './provision';
 import { provisionerFor } from './provisioner';
 import { snapshotRestartContext, type RestartContext } from './restart-context';
 
+/** A workspace entered `provisioning` (restart, resume, wake, a cycle): what its canvas is told. */
+export function announceProvisioning(scope: RequestScope, id: string, w: { name: string; tier: number; runtime: string }, extra: Record<string, unknown> = {}): void {
+  publishEvent(scope, 'WORKSPACE_PROVISIONING', id, { name: w.name, tier: w.tier, runtime: w.runtime, ...extra });
+}
+
 /**
  * Entry point of every (re)provision: create, the restart route, resume, the dead-agent path, the
  * hibernation wake (and later liveness and secrets changes). With no provisioner nothing could run
@@ -27,7 +32,7 @@ export async function wakeWorkspace(scope: RequestScope, workspaceId: string): P
   if (!provisionerFor(scope.env)) return;
   const woken = await claimWake(scope.db, workspaceId);
   if (!woken) return;
-  publishEvent(scope, 'WORKSPACE_PROVISIONING', workspaceId, { name: woken.name, tier: woken.tier, runtime: woken.runtime, reason: 'wake' });
+  announceProvisioning(scope, workspaceId, woken, { reason: 'wake' });
   await requestRestart(scope.env, workspaceId);
 }
 
@@ -51,7 +56,7 @@ export async function runRestartCycle(scope: RequestScope, workspaceId: string, 
     const entered = await enterProvisioning(scope.db, workspaceId);
     if (!entered) return undefined;
     // The restart route, resume and the wake announce their own flip.
-    if (entered.previous_status !== 'provisioning') publishEvent(scope, 'WORKSPACE_PROVISIONING', workspaceId, { name: row.name, tier: row.tier, runtime: row.runtime });
+    if (entered.previous_status !== 'provisioning') announceProvisioning(scope, workspaceId, row);
     const stopped = await provisioner.stop(workspaceId, { purge: false, instanceId: row.instance_id });
     // A stop that failed is logged and the cycle goes on: the new start replaces the agent.
     if (!stopped.ok) console.error('restart: stop failed, provisioning anyway', workspaceId, stopped.failure);

@@ -4,10 +4,12 @@ import { WorkspaceIdParam } from '../api/schemas';
 import { authorizeAdmin, authorizeWorkspace } from '../auth/guards';
 import { ApiError } from '../errors';
 import { publishEvent } from '../events/publish';
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
 import type { RequestScope } from '../lib/request-scope';
 import { provisionerFor, type Provisioner } from '../provisioning/provisioner';
 import { hibernateWorkspace } from '../provisioning/hibernate';
-import { requestRestart } from '../provisioning/restart';
+import { announceProvisioning, requestRestart } from '../provisioning/restart';
 import { stopAgents } from '../provisioning/stop';
 import {
   agentOf,
@@ -43,10 +45,12 @@ function requireProvisioner(scope: RequestScope): Provisioner {
   return provisioner;
 }
 
-async function viewOf(scope: RequestScope, id: string): Promise<LifecycleView> {
-  const view = await lifecycleView(scope.db, id);
+/** Every lifecycle route's start: the caller may act on the workspace, which exists and is live. */
+async function authorizedView(c: Context<AppEnv>, id: string): Promise<{ scope: RequestScope; view: LifecycleView }> {
+  await authorizeWorkspace(c, id);
+  const view = await lifecycleView(c.var.scope.db, id);
   if (!view) throw new ApiError(404, 'workspace not found');
-  return view;
+  return { scope: c.var.scope, view };
 }
 
 lifecycleRoutes.openapi(
@@ -65,9 +69,7 @@ lifecycleRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid('param');
-    await authorizeWorkspace(c, id);
-    const scope = c.var.scope;
-    const view = await viewOf(scope, id);
+    const { scope, view } = await authorizedView(c, id);
     requireProvisioner(scope);
     if (view.ancestor_paused) throw new ApiError(409, PARENT_PAUSED);
     if (view.status === 'paused') throw new ApiError(409, 'workspace is paused — resume it instead', { status: view.status });
@@ -75,7 +77,7 @@ lifecycleRoutes.openapi(
     // Flipped here, so the answer and every read after it agree; the cycle then stops and starts.
     const entered = await enterProvisioning(scope.db, id, { from: ['provisioning', 'online', 'degraded', 'offline', 'failed', 'awaiting_agent', 'hibernated'] });
     if (!entered) throw new ApiError(409, 'workspace is changing state — try again');
-    if (entered.previous_status !== 'provisioning') publishEvent(scope, 'WORKSPACE_PROVISIONING', id, { name: entered.name, tier: entered.tier, runtime: entered.runtime });
+    if (entered.previous_status !== 'provisioning') announceProvisioning(scope, id, entered);
     await requestRestart(scope.env, id);
     return c.json({ status: 'provisioning' as const }, 200);
   },
@@ -123,9 +125,7 @@ lifecycleRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid('param');
-    await authorizeWorkspace(c, id);
-    const scope = c.var.scope;
-    const view = await viewOf(scope, id);
+    const { scope, view } = await authorizedView(c, id);
     if (view.status !== 'paused') throw new ApiError(404, 'workspace not found or not paused');
     requireProvisioner(scope);
     if (view.ancestor_paused) throw new ApiError(409, PARENT_PAUSED);
@@ -133,7 +133,7 @@ lifecycleRoutes.openapi(
     if (!resumed) throw new ApiError(404, 'workspace not found or not paused');
     for (const w of resumed) {
       if (w.status !== 'provisioning') continue;
-      publishEvent(scope, 'WORKSPACE_PROVISIONING', w.id, { name: w.name, tier: w.tier, runtime: w.runtime });
+      announceProvisioning(scope, w.id, w);
       scope.defer('resume workspace', () => requestRestart(scope.env, w.id));
     }
     return c.json({ status: 'provisioning' as const, resumed_count: resumed.length }, 200);
@@ -157,9 +157,7 @@ lifecycleRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid('param');
     const force = c.req.valid('query').force === 'true';
-    await authorizeWorkspace(c, id);
-    const scope = c.var.scope;
-    const view = await viewOf(scope, id);
+    const { scope, view } = await authorizedView(c, id);
     // Waking needs a provisioner too: without one a hibernated agent could never come back.
     const provisioner = requireProvisioner(scope);
     if (view.runtime === 'external') throw new ApiError(409, 'external workspace: its agent is not run by this platform');

@@ -1,4 +1,4 @@
-import { and, eq, inArray, notInArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, notInArray, sql, type SQL } from 'drizzle-orm';
 import { forgetContexts } from '../a2a/context-cache';
 import { workspaces, type WorkspaceStatus } from '../db/schema';
 import type { Db } from '../lib/request-scope';
@@ -74,25 +74,28 @@ export async function enterProvisioning(db: Db, id: string, opts: { from?: Works
 }
 
 /** A successful start: the instance on file and (when the backend knows it) the URL, unless the workspace moved on meanwhile. */
-export async function recordStart(db: Db, id: string, started: { url: string | null; instanceId: string | null }): Promise<boolean> {
+export function recordStart(db: Db, id: string, started: { url: string | null; instanceId: string | null }): Promise<boolean> {
+  return transition(db, id, { instanceId: started.instanceId, ...(started.url ? { url: started.url } : {}) }, notInArray(workspaces.status, NOT_RESTARTABLE));
+}
+
+/**
+ * One conditional UPDATE of a workspace row: it applies only while `condition` holds (the
+ * transition's guard, checked by Postgres on the row itself), and the proxy's cached context of
+ * the workspace is dropped. True when the row changed.
+ */
+async function transition(db: Db, id: string, fields: Partial<typeof workspaces.$inferInsert>, condition: SQL): Promise<boolean> {
   const rows = await db
     .update(workspaces)
-    .set({ instanceId: started.instanceId, ...(started.url ? { url: started.url } : {}), updatedAt: sql`now()` })
-    .where(and(eq(workspaces.id, id), notInArray(workspaces.status, NOT_RESTARTABLE)))
+    .set({ ...fields, updatedAt: sql`now()` })
+    .where(and(eq(workspaces.id, id), condition))
     .returning({ id: workspaces.id });
   forgetContexts({ workspaceIds: [id] });
   return rows.length > 0;
 }
 
 /** provisioning → failed with the text shown as its last error; false when the workspace was no longer provisioning. */
-export async function markProvisionFailed(db: Db, id: string, text: string): Promise<boolean> {
-  const rows = await db
-    .update(workspaces)
-    .set({ status: 'failed', lastSampleError: text, updatedAt: sql`now()` })
-    .where(and(eq(workspaces.id, id), eq(workspaces.status, 'provisioning')))
-    .returning({ id: workspaces.id });
-  forgetContexts({ workspaceIds: [id] });
-  return rows.length > 0;
+export function markProvisionFailed(db: Db, id: string, text: string): Promise<boolean> {
+  return transition(db, id, { status: 'failed', lastSampleError: text }, eq(workspaces.status, 'provisioning'));
 }
 
 export type AgentRow = { id: string; name: string; tier: number; runtime: string; instance_id: string | null };
@@ -172,14 +175,8 @@ export async function claimHibernation(db: Db, id: string, force: boolean, opts:
   return rows[0];
 }
 
-export async function finishHibernation(db: Db, id: string): Promise<boolean> {
-  const rows = await db
-    .update(workspaces)
-    .set({ status: 'hibernated', url: null, updatedAt: sql`now()` })
-    .where(and(eq(workspaces.id, id), eq(workspaces.status, 'hibernating')))
-    .returning({ id: workspaces.id });
-  forgetContexts({ workspaceIds: [id] });
-  return rows.length > 0;
+export function finishHibernation(db: Db, id: string): Promise<boolean> {
+  return transition(db, id, { status: 'hibernated', url: null }, eq(workspaces.status, 'hibernating'));
 }
 
 /** The hibernation wake: hibernated → provisioning, once (the caller that flips it asks for the restart). */

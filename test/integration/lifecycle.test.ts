@@ -165,6 +165,19 @@ describe('pause / resume', () => {
     expect((await post(`/workspaces/${parent.id}/resume`, ADMIN)).status).toBe(404);
   });
 
+  it('50 concurrent restarts: every answer is 200 or a 409, and they fold into at most two cycles', async () => {
+    const a = await onlineAgent();
+    const answers = await Promise.all(Array.from({ length: 50 }, () => post(`/workspaces/${a.id}/restart`, ADMIN)));
+    expect(answers.every((r) => r.status === 200 || r.status === 409)).toBe(true);
+    expect(answers.filter((r) => r.status === 200).length).toBeGreaterThan(0);
+    await settle(1500);
+    // The create's start, then the coalescer: one cycle for the burst and at most one follow-up.
+    const count = await starts(a.id);
+    expect(count).toBeGreaterThanOrEqual(2);
+    expect(count).toBeLessThanOrEqual(3);
+    expect(JSON.stringify(answers.map((r) => r.body))).not.toMatch(/provisioner|docker|stack|Error:/i);
+  });
+
   it('of 20 concurrent pauses exactly one succeeds', async () => {
     const a = await onlineAgent();
     const answers = await Promise.all(Array.from({ length: 20 }, () => post(`/workspaces/${a.id}/pause`, ADMIN)));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ADMIN, BASE, a2aMessage, call, callJson, createWorkspace, loopback, registeredAgent, uniq, waitFor } from '../support/api';
 import { setAgentState } from '../support/provisioner';
-import { subscribeHub, subscribeStream } from '../support/events';
+import { subscribeEvents, subscribeHub, subscribeStream } from '../support/events';
 import { exports } from 'cloudflare:workers';
 
 const worker = (exports as unknown as { default: Fetcher }).default;
@@ -68,19 +68,8 @@ describe('GET /ws: auth', () => {
     const org = await mintOrgToken();
     const other = await mintOrgToken();
     const [a, b] = [await registeredAgent({ mode: 'poll' }), await registeredAgent({ mode: 'poll' })];
-    const open = async (workspaceId: string, token: string) => {
-      const res = await (exports as unknown as { default: Fetcher }).default.fetch(
-        new Request(`${BASE}/workspaces/${workspaceId}/events`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` } }),
-      );
-      expect(res.status).toBe(101);
-      const socket = res.webSocket!;
-      let code: number | undefined;
-      socket.accept();
-      socket.addEventListener('close', (e) => (code = e.code));
-      return { closeCode: () => code, close: () => socket.close() };
-    };
-    const feeds = [await open(a.id, org.token), await open(b.id, org.token)];
-    const bystander = await open(a.id, other.token);
+    const feeds = [await subscribeEvents(a.id, org.token), await subscribeEvents(b.id, org.token)];
+    const bystander = await subscribeEvents(a.id, other.token);
     expect((await call('DELETE', `/org/tokens/${org.id}`, { token: ADMIN })).status).toBe(200);
     await waitFor(async () => feeds.every((f) => f.closeCode() === 1008));
     await new Promise((r) => setTimeout(r, 200));

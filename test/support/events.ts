@@ -21,10 +21,12 @@ export async function subscribeEvents(workspaceId: string, token: string) {
   const socket = res.webSocket;
   socket.accept();
   const messages: any[] = [];
+  let closeCode: number | undefined;
   socket.addEventListener('message', (e) => messages.push(JSON.parse(String(e.data))));
+  socket.addEventListener('close', (e) => (closeCode = e.code));
   /** The first message matching `match`, waiting up to `ms`. */
   const next = (match: (m: any) => boolean, ms = 10_000): Promise<any> => firstMatching(messages, match, ms);
-  return { messages, next, close: () => socket.close() };
+  return { messages, next, closeCode: () => closeCode, close: () => socket.close() };
 }
 
 /**
