@@ -14,6 +14,9 @@ export function agentEnv(workspaceId: string, request: StartRequest): Record<str
     ...request.env,
     WORKSPACE_ID: workspaceId,
     WORKSPACE_CONFIG_PATH: CONFIG_DIR,
+    // The runtime's token and inbound-secret files are `${CONFIGS_DIR}/.auth_token` etc.
+    // (workspace/platform_auth.py); explicit, so no runtime default can point elsewhere.
+    CONFIGS_DIR: CONFIG_DIR,
     PLATFORM_URL: request.platform_url,
     MOLECULE_URL: request.platform_url,
     TIER: String(effectiveTier(request.tier)),

@@ -62,6 +62,7 @@ describe('docker start', () => {
       MODEL: 'sonnet',
       WORKSPACE_ID: id,
       WORKSPACE_CONFIG_PATH: '/configs',
+      CONFIGS_DIR: '/configs',
       PLATFORM_URL: 'http://platform.test:8787',
       MOLECULE_URL: 'http://platform.test:8787',
       TIER: '2',
