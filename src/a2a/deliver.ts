@@ -7,7 +7,7 @@ import { isUpstreamDeadStatus } from './dead-status';
 import { dispatchToAgent } from './dispatch';
 import { idleTimeoutMs } from './idle-timeout';
 import type { TargetRow } from './proxy-context';
-import { checkAgentUrl } from './ssrf';
+import { checkAgentUrl, type UrlPolicy } from './ssrf';
 
 export const RETRY_AFTER_DEAD = 15;
 export const RETRY_AFTER_WAKE = 15;
@@ -40,9 +40,27 @@ export function resolveAgentUrl(scope: RequestScope, target: TargetRow): string 
     throw new ApiError(503, 'workspace has no URL', { status: target.status });
   }
   // Re-checked at dispatch: a URL stored under a looser policy (or by hand) is still refused.
-  const check = checkAgentUrl(target.url, agentUrlPolicy(scope.env));
-  if (!check.ok) throw new ApiError(502, 'workspace URL is not publicly routable');
-  return check.url.href;
+  const href = checkedUrl(target.url, agentUrlPolicy(scope.env));
+  if (href === null) throw new ApiError(502, 'workspace URL is not publicly routable');
+  return href;
+}
+
+/**
+ * The check is a pure function of the URL and the policy, and parsing the URL on every dispatch
+ * was a measurable part of the proxy's CPU: its answers are remembered per isolate (bounded).
+ */
+const checkedUrls = new Map<string, string | null>();
+const CHECKED_URLS_MAX = 1024;
+function checkedUrl(raw: string, policy: UrlPolicy): string | null {
+  const key = `${Number(policy.allowPrivate)}${Number(policy.allowLoopback)}${raw}`;
+  let href = checkedUrls.get(key);
+  if (href === undefined) {
+    const check = checkAgentUrl(raw, policy);
+    href = check.ok ? check.url.href : null;
+    if (checkedUrls.size >= CHECKED_URLS_MAX) checkedUrls.clear();
+    checkedUrls.set(key, href);
+  }
+  return href;
 }
 
 /**

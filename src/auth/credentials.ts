@@ -4,7 +4,7 @@ import { datastoreUnavailable } from '../errors';
 import type { RequestScope } from '../lib/request-scope';
 import { liveWorkspace } from '../workspaces/queries';
 import { liveWorkspaceToken } from './token-store';
-import { hashToken, parseBearer, secretsEqual, tokenKind } from './tokens';
+import { digestBearer, parseBearer, tokenKind } from './tokens';
 
 export type Credential =
   | { kind: 'none' }
@@ -27,9 +27,10 @@ export type BearerIdentity =
 /** What a bearer claims to be, before any lookup: the admin secret, or a token of one kind and its hash. */
 export async function identifyBearer(env: RequestScope['env'], bearer: string | undefined): Promise<BearerIdentity> {
   if (!bearer) return { kind: 'none' };
-  if (env.ADMIN_TOKEN && (await secretsEqual(bearer, env.ADMIN_TOKEN))) return { kind: 'admin' };
+  const { matchesSecret, hash } = await digestBearer(bearer, env.ADMIN_TOKEN);
+  if (matchesSecret) return { kind: 'admin' };
   const kind = tokenKind(bearer);
-  return kind ? { kind, hash: await hashToken(bearer) } : { kind: 'malformed' };
+  return kind ? { kind, hash } : { kind: 'malformed' };
 }
 
 /** Resolves the request's bearer to who it is. A datastore failure is a 503, never a pass. */

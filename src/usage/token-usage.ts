@@ -1,4 +1,4 @@
-import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import { workspaceTokenUsage } from '../db/schema';
 import type { Db } from '../lib/request-scope';
 
@@ -30,21 +30,22 @@ function tokenCount(value: unknown): number {
 /** One exchange's usage, keyed by the activity row that records it (so a repeated flush counts it once). */
 export type UsageEntry = { activityId: string; workspaceId: string } & TokenUsage;
 
-const BIGINT_MAX = sql.raw('9223372036854775807');
+const BIGINT_MAX = '9223372036854775807';
 
 /**
  * ONE statement adding a batch's usage to each workspace's row for today (UTC), counting only the
  * exchanges whose activity row `written` (a CTE of the same statement) just inserted. Totals
  * saturate instead of overflowing: an agent reporting absurd numbers must not wedge the
- * write-behind flush that carries this statement.
+ * write-behind flush that carries this statement. SQL text, not drizzle: it rides in the flush's
+ * hand-built statement (activity/record.ts); the entries travel as one jsonb parameter.
  */
-export function usageUpsert(entries: UsageEntry[], written: SQL): SQL {
-  const rows = entries.map((e) => sql`(${e.activityId}::uuid, ${e.workspaceId}::uuid, ${e.input}::numeric, ${e.output}::numeric)`);
-  return sql`
+export function usageUpsert(entries: UsageEntry[], param: (value: unknown) => string, written: string): string {
+  const rows = param(JSON.stringify(entries.map((e) => ({ activity_id: e.activityId, workspace_id: e.workspaceId, input_tokens: e.input, output_tokens: e.output }))));
+  return `
     INSERT INTO workspace_token_usage AS u (workspace_id, period_start, input_tokens, output_tokens, call_count, updated_at)
     SELECT v.workspace_id, (now() AT TIME ZONE 'UTC')::date,
            least(sum(v.input_tokens), ${BIGINT_MAX}), least(sum(v.output_tokens), ${BIGINT_MAX}), count(*), now()
-      FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(activity_id, workspace_id, input_tokens, output_tokens)
+      FROM jsonb_to_recordset(${rows}::jsonb) AS v(activity_id uuid, workspace_id uuid, input_tokens numeric, output_tokens numeric)
       JOIN ${written} w ON w.id = v.activity_id
      GROUP BY v.workspace_id
     ON CONFLICT (workspace_id, period_start) DO UPDATE
