@@ -150,11 +150,21 @@ async function readCapped(res: Response, maxBytes: number, onChunk: () => void):
     return { kind: 'too_large' };
   }
   try {
-    const bytes = await readStreamCapped(res.body, maxBytes, onChunk);
+    const bytes = await readStreamCapped(res.body, maxBytes, onChunk, framedLength(res));
     return bytes === 'too_large' ? { kind: 'too_large' } : { kind: 'ok', bytes };
   } catch (err) {
     // The overall deadline or the idle timer aborting mid-body lands here too: the agent got the request.
     console.warn('agent response body read failed', err);
     return { kind: 'read_failed' };
   }
+}
+
+/**
+ * The body's length when HTTP framing fixes it: a plain Content-Length. Not with a Content-Encoding:
+ * fetch decodes the body, so the bytes read are not the bytes declared.
+ */
+function framedLength(res: Response): number | undefined {
+  const length = res.headers.get('Content-Length');
+  if (length === null || !/^[0-9]{1,15}$/.test(length) || res.headers.has('Content-Encoding')) return undefined;
+  return Number(length);
 }

@@ -33,13 +33,22 @@ function capped(bytes: Uint8Array, maxBytes: number): Uint8Array | 'too_large' {
   return bytes.byteLength > maxBytes ? 'too_large' : bytes;
 }
 
-/** Reads a stream to the end, stopping (and cancelling it) as soon as it exceeds `maxBytes`. */
-export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null, maxBytes: number, onChunk?: () => void): Promise<Uint8Array | 'too_large'> {
+/**
+ * Reads a stream to the end, stopping (and cancelling it) as soon as it exceeds `maxBytes`.
+ * `framedBytes`: the body's declared Content-Length; once that many bytes arrived the body is
+ * complete (HTTP framing ends it there), so the read that would only report the end is skipped.
+ */
+export async function readStreamCapped(
+  stream: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+  onChunk?: () => void,
+  framedBytes?: number,
+): Promise<Uint8Array | 'too_large'> {
   if (!stream) return new Uint8Array();
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
+  while (total !== framedBytes) {
     const { done, value } = await reader.read();
     if (done) break;
     onChunk?.();
@@ -50,6 +59,8 @@ export async function readStreamCapped(stream: ReadableStream<Uint8Array> | null
     }
     chunks.push(value);
   }
+  if (total === framedBytes) reader.releaseLock();
+  if (chunks.length === 1) return chunks[0]!;
   const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {

@@ -2,7 +2,7 @@
 // is never lost, and never written twice, whichever step of a flush dies.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { appendActivity, type ActivityWriter, type PendingActivity } from '../../src/activity/writer';
+import { appendActivity, type ActivityWriter, type PendingActivity, type WireEntry } from '../../src/activity/writer';
 import type { Bindings } from '../../src/env';
 import { registeredAgent, sql, waitFor } from '../support/api';
 
@@ -27,7 +27,7 @@ describe('activity write-behind', () => {
     const { entry, writer } = await exchange();
     // Accepted (durable) but never flushed: the request that appended it died before any alarm ran.
     await runInDurableObject(writer, async (_instance: ActivityWriter, state) => {
-      await state.storage.put('pending:000000000000001:crash', entry);
+      await state.storage.put('pending:000000000000001:crash', JSON.stringify(entry));
     });
     const ids = entry.records.map((r) => r.id).sort();
     expect(await rowsOf(ids)).toEqual([]);
@@ -42,7 +42,7 @@ describe('activity write-behind', () => {
     const [receive] = entry.records;
     // The first flush got as far as committing one feed's row…
     await sql(`INSERT INTO activity_logs (id, workspace_id, activity_type, source_id, summary) VALUES ($1, $2, 'a2a_receive', $3, 'crash test')`, [receive!.id, receive!.workspaceId, caller.id]);
-    // …and then died, leaving the entry in storage.
+    // …and then died, leaving the entry in storage (as an older version stored it: the object itself).
     await runInDurableObject(writer, async (_instance: ActivityWriter, state) => {
       await state.storage.put('pending:000000000000002:crash', entry);
     });
@@ -75,7 +75,7 @@ describe('activity write-behind', () => {
 
   it('an accepted exchange is flushed by the instance\'s own timer, with a backstop alarm armed in case the instance dies first', async () => {
     const { entry, writer } = await exchange();
-    await writer.append([entry]);
+    await writer.append([JSON.stringify(entry)]);
     const alarm = await runInDurableObject(writer, (_instance: ActivityWriter, state) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();
     const ids = entry.records.map((r) => r.id).sort();
@@ -95,7 +95,7 @@ describe('activity write-behind', () => {
         ...env,
         ACTIVITY_WRITER: {
           getByName: (name: string) => ({
-            append: async (entries: PendingActivity[]) => {
+            append: async (entries: WireEntry[]) => {
               calls.push(entries.length);
               const refused = refuse(calls.length, entries.length);
               if (refused === 'hang') return new Promise<void>(() => {});
