@@ -1,5 +1,5 @@
 import { recordActivities, type ActivityRecord } from '../activity/record';
-import { appendActivity } from '../activity/writer';
+import { appendActivity, type PendingActivity } from '../activity/writer';
 import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
 import { ApiError, datastoreUnavailable } from '../errors';
 import { parseStorableJson } from '../lib/json-text';
@@ -190,23 +190,22 @@ function logExchange(
 ): void {
   const { target, callerId, method, outcome } = x;
   scope.defer('log a2a exchange', async () => {
-    const base = exchangeFields(x);
+    const shared = exchangeFields(x);
     const summary = `${method || 'message'} → ${target.name}`;
     const answered = outcome.kind === 'ok';
-    const records: (ActivityRecord & { id: string })[] = [
+    const records: PendingActivity['records'] = [
       {
-        ...base,
         id: crypto.randomUUID(),
         workspaceId: target.id,
         activityType: 'a2a_receive',
         summary,
         // Go sends A2A_RESPONSE to canvas callers only: an agent caller reads its answer from the response.
         announceResponse: answered && !callerId,
-        tokenUsage: answered ? tokenUsageOf(base.responseBody) : undefined,
+        tokenUsage: answered ? tokenUsageOf(shared.responseBody) : undefined,
       },
     ];
-    if (callerId && callerId !== target.id) records.push({ ...base, id: crypto.randomUUID(), workspaceId: callerId, activityType: 'a2a_send', summary });
-    await appendActivity(scope.env, target.id, { records, ...(outcome.kind === 'ok' && callerId ? { outboundFrom: callerId } : {}) });
+    if (callerId && callerId !== target.id) records.push({ id: crypto.randomUUID(), workspaceId: callerId, activityType: 'a2a_send', summary });
+    await appendActivity(scope.env, target.id, { shared, records, ...(outcome.kind === 'ok' && callerId ? { outboundFrom: callerId } : {}) });
   });
 }
 

@@ -3,8 +3,12 @@ import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
 import { recordActivities, type ActivityRecord } from './record';
 
-/** One exchange's rows, as accepted: ids minted on append so a retried flush writes each once. */
-export type PendingActivity = { records: (ActivityRecord & { id: string })[]; outboundFrom?: string };
+type PendingRow = Pick<ActivityRecord, 'workspaceId' | 'activityType'> & Partial<ActivityRecord> & { id: string };
+/**
+ * One exchange's rows, as accepted: ids minted on append so a retried flush writes each once.
+ * What the rows have in common (both bodies of the exchange, above all) travels once, in `shared`.
+ */
+export type PendingActivity = { records: PendingRow[]; shared?: Omit<ActivityRecord, 'workspaceId' | 'activityType' | 'id'>; outboundFrom?: string };
 /**
  * A PendingActivity as it travels to the writer and sits in its storage: JSON text, made once by
  * the Worker. Structured-cloning the objects instead (for the call, and again for storage) was
@@ -12,17 +16,34 @@ export type PendingActivity = { records: (ActivityRecord & { id: string })[]; ou
  * holds the objects themselves; the flush reads both.
  */
 export type WireEntry = string;
-const decode = (stored: WireEntry | PendingActivity): PendingActivity => (typeof stored === 'string' ? (JSON.parse(stored) as PendingActivity) : stored);
+/** An entry too large for one storage value, stored in parts under `part:<its key>:<n>`. */
+type Manifest = { parts: number };
+type Stored = WireEntry | PendingActivity | Manifest;
+
+const decode = (entry: WireEntry | PendingActivity): PendingActivity => (typeof entry === 'string' ? (JSON.parse(entry) as PendingActivity) : entry);
+const rowsOf = (entry: PendingActivity): ActivityRecord[] => (entry.shared ? entry.records.map((r) => ({ ...entry.shared, ...r })) : entry.records);
 
 /** How long rows wait for company before a flush: one INSERT and one broadcast per feed per batch. */
 export const FLUSH_DELAY_MS = 25;
 /** Entries per flush (each one exchange, ≤ 2 rows): bounded statement size and flush time. */
 const FLUSH_MAX_ENTRIES = 200;
+/** …and characters of entries per flush (at least one entry, whatever its size): bounded statement size. */
+const FLUSH_MAX_CHARS = 4 * 1024 * 1024;
+/**
+ * Characters per storage value. A SQLite-backed object refuses values over 2 MB (SQLITE_TOOBIG),
+ * and an exchange with a 10 MiB answer is far larger: its entry is stored in parts of at most
+ * 1 MiB (a string is stored as UTF-16 at worst), all written by the same `put` as its manifest.
+ */
+export const PART_CHARS = 512 * 1024;
+/** storage.put and storage.get take at most 128 keys at once. */
+const STORAGE_MAX_KEYS = 128;
 /** A failed flush (datastore down) is retried this much later, never dropped. */
 const RETRY_DELAY_MS = 5_000;
 /** The backstop: if this object dies before its in-memory timer fires, the alarm flushes storage. */
 const BACKSTOP_DELAY_MS = 2_000;
 const KEY_PREFIX = 'pending:';
+const partKey = (key: string, n: number) => `part:${key}:${String(n).padStart(3, '0')}`;
+const partsOf = (entry: WireEntry) => Math.ceil(entry.length / PART_CHARS);
 
 /**
  * Write-behind for the activity rows of proxied exchanges, one per target workspace. An exchange
@@ -46,14 +67,30 @@ export class ActivityWriter extends DurableObject<Bindings> {
   /** The flush under way: flushes never overlap, so a feed's rows are never inserted twice at once. */
   private running: Promise<number> | undefined;
 
-  /** Accepts several exchanges in one call (one storage write); resolves once all are durable. */
+  /** Accepts several exchanges in one call; resolves once all are durable. */
   async append(entries: WireEntry[]): Promise<void> {
     // Time-ordered keys: storage lists them in acceptance order, and the flush keeps that order.
     const stamp = Date.now().toString().padStart(15, '0');
-    const batch: Record<string, WireEntry> = {};
-    entries.forEach((entry, i) => (batch[`${KEY_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`] = entry));
-    await this.ctx.storage.put(batch);
-    for (const [key, entry] of Object.entries(batch)) this.accepted.set(key, entry);
+    const keyed = entries.map((entry, i) => [`${KEY_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`, entry] as const);
+    // Usually one put for the whole call; an entry and its parts always share one (it is atomic).
+    let put: Record<string, Stored> = {};
+    let keys = 0;
+    for (const [key, entry] of keyed) {
+      const parts = partsOf(entry);
+      const needed = parts > 1 ? parts + 1 : 1;
+      if (keys + needed > STORAGE_MAX_KEYS) {
+        await this.ctx.storage.put(put);
+        put = {};
+        keys = 0;
+      }
+      if (parts > 1) {
+        put[key] = { parts } satisfies Manifest;
+        for (let n = 0; n < parts; n++) put[partKey(key, n)] = entry.slice(n * PART_CHARS, (n + 1) * PART_CHARS);
+      } else put[key] = entry;
+      keys += needed;
+    }
+    if (keys > 0) await this.ctx.storage.put(put);
+    for (const [key, entry] of keyed) this.accepted.set(key, entry);
     this.flushIn(FLUSH_DELAY_MS);
     // The backstop is checked once per armed alarm, not per append (a storage read each time).
     if (!this.backstopArmed) {
@@ -92,18 +129,20 @@ export class ActivityWriter extends DurableObject<Bindings> {
   private async flushOnce(): Promise<number> {
     // This instance's own entries when it has any; otherwise (a fresh instance: the backstop, a
     // crashed predecessor's entries) whatever storage holds.
-    const pending =
-      this.accepted.size > 0
-        ? new Map([...this.accepted].slice(0, FLUSH_MAX_ENTRIES))
-        : await this.ctx.storage.list<WireEntry | PendingActivity>({ prefix: KEY_PREFIX, limit: FLUSH_MAX_ENTRIES });
-    if (pending.size === 0) return 0;
-    const entries = [...pending.values()].map(decode);
+    const pending = this.accepted.size > 0 ? this.accepted : await this.storedEntries();
+    const batch = takeBatch(pending);
+    if (batch.length === 0) return 0;
+    const entries = batch.map(([, entry]) => decode(entry));
     const scope = new RequestScope(this.env);
     try {
       const outbound = [...new Set(entries.flatMap((e) => (e.outboundFrom ? [e.outboundFrom] : [])))];
-      await recordActivities(scope, entries.flatMap((e) => e.records), { outboundFrom: outbound });
-      await this.ctx.storage.delete([...pending.keys()]);
-      for (const key of pending.keys()) this.accepted.delete(key);
+      await recordActivities(scope, entries.flatMap(rowsOf), { outboundFrom: outbound });
+      const keys = batch.flatMap(([key, entry]) => {
+        const parts = typeof entry === 'string' ? partsOf(entry) : 1;
+        return [key, ...(parts > 1 ? Array.from({ length: parts }, (_, n) => partKey(key, n)) : [])];
+      });
+      for (let i = 0; i < keys.length; i += STORAGE_MAX_KEYS) await this.ctx.storage.delete(keys.slice(i, i + STORAGE_MAX_KEYS));
+      for (const [key] of batch) this.accepted.delete(key);
     } catch (err) {
       console.error('activity flush failed; retrying', err);
       await this.ctx.storage.setAlarm(Date.now() + RETRY_DELAY_MS);
@@ -111,12 +150,46 @@ export class ActivityWriter extends DurableObject<Bindings> {
     } finally {
       await scope.close();
     }
-    return pending.size;
+    return batch.length;
+  }
+
+  /** Stored entries in acceptance order, an entry stored in parts put back together. */
+  private async storedEntries(): Promise<Map<string, WireEntry | PendingActivity>> {
+    const stored = await this.ctx.storage.list<Stored>({ prefix: KEY_PREFIX, limit: FLUSH_MAX_ENTRIES });
+    const entries = new Map<string, WireEntry | PendingActivity>();
+    for (const [key, value] of stored) {
+      if (typeof value === 'string' || !('parts' in value)) {
+        entries.set(key, value);
+        continue;
+      }
+      const keys = Array.from({ length: value.parts }, (_, n) => partKey(key, n));
+      let text = '';
+      for (let i = 0; i < keys.length; i += STORAGE_MAX_KEYS) {
+        const parts = await this.ctx.storage.get<string>(keys.slice(i, i + STORAGE_MAX_KEYS));
+        for (const k of keys.slice(i, i + STORAGE_MAX_KEYS)) text += parts.get(k) ?? '';
+      }
+      entries.set(key, text);
+    }
+    return entries;
   }
 }
 
-/** Entries per `append` call: storage.put takes at most 128 keys at once. */
+/** The oldest entries, up to the count and size bounds (but at least one). */
+function takeBatch<T extends WireEntry | PendingActivity>(pending: Map<string, T>): [string, T][] {
+  const batch: [string, T][] = [];
+  let chars = 0;
+  for (const item of pending) {
+    const size = typeof item[1] === 'string' ? item[1].length : 0;
+    if (batch.length > 0 && (batch.length >= FLUSH_MAX_ENTRIES || chars + size > FLUSH_MAX_CHARS)) break;
+    batch.push(item);
+    chars += size;
+  }
+  return batch;
+}
+
+/** Entries per `append` call, and their characters (a call carries at most 32 MiB; a string may take two bytes a character). */
 const APPEND_MAX_ENTRIES = 128;
+const APPEND_MAX_CHARS = 8 * 1024 * 1024;
 /** How long the first exchange of a batch waits for others before the shared call goes out. */
 const APPEND_WINDOW_MS = 4;
 /** How long a request waits for another request's send to carry its entry before sending it itself. */
@@ -150,7 +223,11 @@ export async function appendActivity(env: Bindings, targetId: string, pending: P
   if (box.sending) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const carried = await new Promise<boolean>((settle) => {
-      timer = setTimeout(() => settle(false), ackTimeoutMs);
+      timer = setTimeout(() => {
+        // Given up on: later callers start a fresh outbox rather than wait on this one too.
+        if (outboxes.get(targetId) === box) outboxes.delete(targetId);
+        settle(false);
+      }, ackTimeoutMs);
       box.waiting.push({ entry, settle });
     });
     clearTimeout(timer);
@@ -178,7 +255,12 @@ export async function appendActivity(env: Bindings, targetId: string, pending: P
 async function sendWaiting(env: Bindings, targetId: string, box: Outbox): Promise<void> {
   const writer = env.ACTIVITY_WRITER.getByName(targetId);
   while (box.waiting.length > 0) {
-    const batch = box.waiting.splice(0, APPEND_MAX_ENTRIES);
+    let count = 0;
+    for (let chars = 0; count < box.waiting.length && count < APPEND_MAX_ENTRIES; count++) {
+      chars += box.waiting[count]!.entry.length;
+      if (count > 0 && chars > APPEND_MAX_CHARS) break;
+    }
+    const batch = box.waiting.splice(0, count);
     box.since = Date.now();
     try {
       await writer.append(batch.map((w) => w.entry));

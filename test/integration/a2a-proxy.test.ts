@@ -292,3 +292,33 @@ describe('upstream failures', () => {
     expect(await a2a(big.target.id, { token: big.caller.token, body: message() })).toMatchObject({ status: 502, body: { error: 'agent response too large' } });
   });
 });
+
+describe('answers of every size', () => {
+  it('a framed answer is relayed whole, and so is a gzip-encoded one (its Content-Length counts the compressed bytes)', async () => {
+    const framed = await pair((n) => `/agent/large/64/${n}`);
+    const plain = await a2a(framed.target.id, { token: framed.caller.token, body: message() });
+    expect(plain.status).toBe(200);
+    expect(plain.body.result.text).toHaveLength(64 * 1024);
+    const gzip = await pair((n) => `/agent/gzip/${n}`);
+    const decoded = await a2a(gzip.target.id, { token: gzip.caller.token, body: message() });
+    expect(decoded.status).toBe(200);
+    expect(decoded.body.result.text).toHaveLength(64 * 1024);
+  });
+
+  it('an exchange whose answer is larger than a storage value still reaches both feeds, whole', async () => {
+    const { caller, target } = await pair((n) => `/agent/large/3072/${n}`);
+    const res = await a2a(target.id, { token: caller.token, body: message('big answer') });
+    expect(res.status).toBe(200);
+    const rows = await waitFor(async () => {
+      const found = await sql(
+        `SELECT workspace_id, activity_type, length(response_body->'result'->>'text') AS n FROM activity_logs WHERE target_id = $1 AND activity_type IN ('a2a_receive', 'a2a_send') ORDER BY activity_type`,
+        [target.id],
+      );
+      return found.length === 2 ? found : undefined;
+    }, 15_000);
+    expect(rows).toEqual([
+      { workspace_id: target.id, activity_type: 'a2a_receive', n: 3072 * 1024 },
+      { workspace_id: caller.id, activity_type: 'a2a_send', n: 3072 * 1024 },
+    ]);
+  });
+});

@@ -2,7 +2,7 @@
 // is never lost, and never written twice, whichever step of a flush dies.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { appendActivity, type ActivityWriter, type PendingActivity, type WireEntry } from '../../src/activity/writer';
+import { appendActivity, PART_CHARS, type ActivityWriter, type PendingActivity, type WireEntry } from '../../src/activity/writer';
 import type { Bindings } from '../../src/env';
 import { registeredAgent, sql, waitFor } from '../support/api';
 
@@ -82,6 +82,39 @@ describe('activity write-behind', () => {
     await waitFor(async () => (await rowsOf(ids)).length === 2, 2000); // the 25 ms timer, well before the 2 s backstop
     const left = await runInDurableObject(writer, async (_instance: ActivityWriter, state) => (await state.storage.list({ prefix: 'pending:' })).size);
     expect(left).toBe(0);
+  });
+
+  it('an exchange too large for one storage value is stored in parts and written whole, even by a fresh instance', async () => {
+    const { entry, writer } = await exchange();
+    const answer = { text: 'é'.repeat(3 * PART_CHARS) }; // two bytes a character: parts must hold ≤ 2 MB as UTF-16 too
+    const big: PendingActivity = { ...entry, shared: { responseBody: answer } };
+    const stored = await runInDurableObject(writer, async (instance: ActivityWriter, state) => {
+      await instance.append([JSON.stringify(big)]);
+      // As a new instance would find it: nothing in memory, only what storage holds.
+      (instance as unknown as { accepted: Map<string, string> }).accepted.clear();
+      return { parts: (await state.storage.list({ prefix: 'part:' })).size, flushed: await instance.flush() };
+    });
+    expect(stored.parts).toBeGreaterThanOrEqual(4);
+    expect(stored.flushed).toBe(1);
+    const ids = entry.records.map((r) => r.id);
+    const rows = await sql(`SELECT length(response_body->>'text') AS n FROM activity_logs WHERE id = ANY($1::uuid[])`, [ids]);
+    expect(rows).toEqual([{ n: 3 * PART_CHARS }, { n: 3 * PART_CHARS }]);
+    const left = await runInDurableObject(writer, async (_instance: ActivityWriter, state) => (await state.storage.list()).size);
+    expect(left).toBe(0); // the entry and every part of it
+  });
+
+  it('after the backstop alarm has fired, the next append arms another', async () => {
+    const { entry, writer } = await exchange();
+    const second: PendingActivity = { records: entry.records.map((r) => ({ ...r, id: crypto.randomUUID() })) };
+    const alarm = await runInDurableObject(writer, async (instance: ActivityWriter, state) => {
+      await instance.append([JSON.stringify(entry)]);
+      await state.storage.deleteAlarm(); // the runtime consumes an alarm as it runs it
+      await instance.alarm();
+      await instance.append([JSON.stringify(second)]);
+      return state.storage.getAlarm();
+    });
+    expect(alarm).not.toBeNull();
+    await waitFor(async () => (await rowsOf(second.records.map((r) => r.id))).length === 2, 2000);
   });
 
   describe('exchanges of one isolate share calls to the writer', () => {

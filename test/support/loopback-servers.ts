@@ -1,6 +1,7 @@
 // Real HTTP peers on loopback for the Worker under test: agents with scripted behaviour (the
 // provisioner-agent is in provisioner-control.ts). Started by the vitest global setup, in Node.
 import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 
 type Received = { headers: http.IncomingHttpHeaders; body: string };
@@ -99,6 +100,19 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         res.write('{"jsonrpc":"2.0","result":');
         setTimeout(() => req.socket.destroy(), 20);
         return;
+      }
+      if (behaviour === 'large') {
+        // /agent/large/<kib>/<name>: a valid answer of about <kib> KiB, framed by Content-Length.
+        const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: null, result: { text: 'y'.repeat(Number(parts[2]) * 1024) } }));
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(answer.byteLength) });
+        return res.end(answer);
+      }
+      if (behaviour === 'gzip') {
+        // /agent/gzip/<name>: a compressible answer sent gzip-encoded: its Content-Length counts the
+        // compressed bytes, not the bytes the Worker reads.
+        const answer = gzipSync(JSON.stringify({ jsonrpc: '2.0', id: null, result: { text: 'z'.repeat(64 * 1024) } }));
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': String(answer.byteLength) });
+        return res.end(answer);
       }
       if (behaviour === 'big') {
         res.writeHead(200, { 'Content-Type': 'application/json' });
