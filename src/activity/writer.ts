@@ -191,7 +191,7 @@ function takeBatch<T extends WireEntry | PendingActivity>(pending: Map<string, T
 const APPEND_MAX_ENTRIES = 128;
 const APPEND_MAX_CHARS = 8 * 1024 * 1024;
 /** How long the first exchange of a batch waits for others before the shared call goes out. */
-const APPEND_WINDOW_MS = 4;
+const APPEND_WINDOW_MS = 10;
 /** How long a request waits for another request's send to carry its entry before sending it itself. */
 const CARRIED_ACK_TIMEOUT_MS = 10_000;
 

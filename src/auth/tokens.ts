@@ -39,8 +39,9 @@ function secretDigest(secret: string): Promise<ArrayBuffer> {
   return cachedSecret.digest;
 }
 
+const utf8 = new TextEncoder();
 function sha256(text: string): Promise<ArrayBuffer> {
-  return crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return crypto.subtle.digest('SHA-256', utf8.encode(text));
 }
 
 /** `Authorization: Bearer <token>`; anything else is "no token". */

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { ApiError } from '../errors';
-import { JSON_PROBLEM_TEXT, type JsonTextProblem } from './json-text';
+import { JSON_PROBLEM_TEXT, utf8, type JsonTextProblem } from './json-text';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -26,7 +26,7 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
     throw new ApiError(400, 'failed to read request body');
   }
   if (read === 'too_large') throw tooLarge(maxBytes);
-  return new TextDecoder().decode(read);
+  return utf8.decode(read);
 }
 
 function capped(bytes: Uint8Array, maxBytes: number): Uint8Array | 'too_large' {

@@ -8,6 +8,9 @@
  * later is refused here, before it is parsed, recorded or dispatched.
  */
 
+/** Stateless for whole-buffer decodes (invalid bytes become U+FFFD): one per isolate. */
+export const utf8 = new TextDecoder();
+
 /** Deepest array/object nesting accepted anywhere. Real A2A messages and agent cards use < 10. */
 export const MAX_JSON_DEPTH = 64;
 
@@ -91,7 +94,7 @@ export function parseJsonText(text: string): ParsedJson {
  */
 export function parseStorableJson(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) return null;
-  const parsed = parseJsonText(new TextDecoder().decode(bytes));
+  const parsed = parseJsonText(utf8.decode(bytes));
   return parsed.ok ? parsed.value : null;
 }
 

@@ -62,7 +62,7 @@ a2aRoutes.post(proxyRoute.path.replace('{id}', ':id'), readJsonBody(MAX_A2A_REQU
     'x-timeout': c.req.header('x-timeout'),
   });
   // The agent's response is relayed as is; the contract documents its shape, it cannot type it.
-  return proxyA2A(c.var.scope, {
+  return proxyA2A(c.get('scope'), {
     targetId,
     body: await c.req.json(),
     headerCaller: callerFromHeaders(headers),
