@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 /**
@@ -20,6 +21,10 @@ export function renderError(err: unknown, c: Context): Response {
   if (err instanceof ApiError) {
     for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
     return c.json({ error: err.message, ...err.extra }, err.status);
+  }
+  // A library's own refusal (a validator's 415, a malformed body): its status, with a fixed text.
+  if (err instanceof HTTPException && err.status >= 400 && err.status < 500) {
+    return c.json({ error: err.status === 415 ? 'unsupported media type' : 'invalid request' }, err.status as ContentfulStatusCode);
   }
   const refused = refusedByDatastore(err);
   if (refused) {

@@ -150,7 +150,7 @@ async function readCapped(res: Response, maxBytes: number, onChunk: () => void):
     return { kind: 'too_large' };
   }
   try {
-    const bytes = await readStreamCapped(res.body, maxBytes, onChunk, framedLength(res));
+    const bytes = await readStreamCapped(res.body, maxBytes, onChunk, framedLength(res.headers));
     return bytes === 'too_large' ? { kind: 'too_large' } : { kind: 'ok', bytes };
   } catch (err) {
     // The overall deadline or the idle timer aborting mid-body lands here too: the agent got the request.
@@ -160,11 +160,13 @@ async function readCapped(res: Response, maxBytes: number, onChunk: () => void):
 }
 
 /**
- * The body's length when HTTP framing fixes it: a plain Content-Length. Not with a Content-Encoding:
- * fetch decodes the body, so the bytes read are not the bytes declared.
+ * The body's length when HTTP framing fixes it: a plain Content-Length. Not with a
+ * Transfer-Encoding, which overrides it (workerd still shows the Content-Length of a chunked
+ * answer), nor with a Content-Encoding (fetch decodes the body: the bytes read are not the bytes
+ * declared). Reading on to the end is always right; stopping early only when this is certain.
  */
-function framedLength(res: Response): number | undefined {
-  const length = res.headers.get('Content-Length');
-  if (length === null || !/^[0-9]{1,15}$/.test(length) || res.headers.has('Content-Encoding')) return undefined;
+export function framedLength(headers: Headers): number | undefined {
+  const length = headers.get('Content-Length');
+  if (length === null || !/^[0-9]{1,15}$/.test(length) || headers.has('Transfer-Encoding') || headers.has('Content-Encoding')) return undefined;
   return Number(length);
 }

@@ -1,7 +1,9 @@
 import { recordActivities, type ActivityRecord } from '../activity/record';
-import { appendActivity, type PendingActivity } from '../activity/writer';
+import { appendActivity } from '../activity/outbox';
+import type { PendingActivity } from '../activity/pending';
 import { identifyBearer, touchWorkspaceToken } from '../auth/credentials';
 import { ApiError, datastoreUnavailable } from '../errors';
+import { MiB } from '../lib/body';
 import { parseStorableJson } from '../lib/json-text';
 import type { RequestScope } from '../lib/request-scope';
 import { canCommunicate, type ChainRow } from './access';
@@ -190,7 +192,8 @@ function logExchange(
 ): void {
   const { target, callerId, method, outcome } = x;
   scope.defer('log a2a exchange', async () => {
-    const shared = exchangeFields(x);
+    const fields = exchangeFields(x);
+    const shared = recordable(fields, outcome);
     const summary = `${method || 'message'} → ${target.name}`;
     const answered = outcome.kind === 'ok';
     const records: PendingActivity['records'] = [
@@ -201,7 +204,7 @@ function logExchange(
         summary,
         // Go sends A2A_RESPONSE to canvas callers only: an agent caller reads its answer from the response.
         announceResponse: answered && !callerId,
-        tokenUsage: answered ? tokenUsageOf(shared.responseBody) : undefined,
+        tokenUsage: answered ? tokenUsageOf(fields.responseBody) : undefined,
       },
     ];
     if (callerId && callerId !== target.id) records.push({ id: crypto.randomUUID(), workspaceId: callerId, activityType: 'a2a_send', summary });
@@ -231,6 +234,21 @@ export function exchangeFields(x: {
     errorDetail: outcome.kind === 'ok' ? null : FAILURE_TEXT[outcome.kind],
     durationMs: x.durationMs,
   };
+}
+
+/**
+ * Answers up to this size are recorded in the feeds whole; a larger one (up to the 10 MiB relay
+ * cap) is relayed whole but recorded as a fixed stub with its size, and without its tool trace.
+ * Each body sits in two rows of one statement, escaped again inside Neon's JSON request, and
+ * Neon's SQL-over-HTTP refuses requests over 10 MiB: a flush that can never succeed would hold
+ * the whole feed behind it. The request cap (1 MiB) keeps requests within the same bound.
+ */
+export const RECORDED_ANSWER_MAX_BYTES = MiB;
+
+/** `fields` as the feeds record them: an answer over the cap becomes the stub (usage is taken before). */
+export function recordable<T extends { responseBody?: unknown; toolTrace?: unknown }>(fields: T, outcome: Delivery): T {
+  if (outcome.kind !== 'ok' || outcome.body.byteLength <= RECORDED_ANSWER_MAX_BYTES) return fields;
+  return { ...fields, responseBody: { omitted: 'answer larger than 1 MiB is not recorded', bytes: outcome.body.byteLength }, toolTrace: null };
 }
 
 function toolTraceOf(body: unknown): unknown {

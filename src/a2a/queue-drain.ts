@@ -8,7 +8,7 @@ import { ApiError } from '../errors';
 import { RequestScope, type Db } from '../lib/request-scope';
 import { deliver, FAILURE_TEXT, resolveAgentUrl, type Delivery } from './deliver';
 import { AGENT_CALLER_CEILING_MS, CANVAS_CALLER_CEILING_MS } from './dispatch';
-import { exchangeFields } from './proxy';
+import { exchangeFields, recordable } from './proxy';
 import { loadProxyContext, type TargetRow } from './proxy-context';
 import { tokenUsageOf } from '../usage/token-usage';
 import { claimNext, markCompleted, markFailed, releaseUncounted, type QueueItem } from './queue';
@@ -194,7 +194,7 @@ async function settle(run: Run, item: QueueItem, outcome: Delivery, durationMs: 
       await markCompleted(db, item.id, outcome.status, fields.responseBody);
       await settleQueuedDelegation(run.scope, item, run.workspaceId, settlementOfAnswer(fields.responseBody));
       const summary = `${item.method || 'message'} → ${run.target.name} (delivered from queue)`;
-      await recordDelivered(run, { ...fields, workspaceId: run.workspaceId, activityType: 'a2a_receive', summary, tokenUsage: tokenUsageOf(fields.responseBody) });
+      await recordDelivered(run, { ...recordable(fields, outcome), workspaceId: run.workspaceId, activityType: 'a2a_receive', summary, tokenUsage: tokenUsageOf(fields.responseBody) });
       return 'continue';
     }
     case 'busy':

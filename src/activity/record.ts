@@ -38,8 +38,16 @@ export type ActivityRecord = {
  */
 export async function recordActivities(scope: RequestScope, records: ActivityRecord[], opts: { outboundFrom?: string[] } = {}): Promise<string[]> {
   // Every row gets its id here unless the writer minted one: a retried flush then writes each row
-  // once (ON CONFLICT), and usage and broadcasts are keyed by it.
-  const rows = records.map((r) => (r.id ? (r as ActivityRecord & { id: string }) : { ...r, id: crypto.randomUUID() }));
+  // once (ON CONFLICT), and usage and broadcasts are keyed by it. An entry sent twice (a shared
+  // append retried by its callers) may sit twice in one batch: its rows count once.
+  const seen = new Set<string>();
+  const rows: (ActivityRecord & { id: string })[] = [];
+  for (const r of records) {
+    const id = r.id ?? crypto.randomUUID();
+    if (seen.has(id)) continue;
+    seen.add(id);
+    rows.push(r.id ? (r as ActivityRecord & { id: string }) : { ...r, id });
+  }
   const q = new Params();
   const feeds = [...new Set(rows.map((r) => r.workspaceId))];
   const lockFeeds = {

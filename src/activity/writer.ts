@@ -1,49 +1,47 @@
+import { sql } from 'drizzle-orm';
 import { DurableObject } from 'cloudflare:workers';
 import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
-import { recordActivities, type ActivityRecord } from './record';
-
-type PendingRow = Pick<ActivityRecord, 'workspaceId' | 'activityType'> & Partial<ActivityRecord> & { id: string };
-/**
- * One exchange's rows, as accepted: ids minted on append so a retried flush writes each once.
- * What the rows have in common (both bodies of the exchange, above all) travels once, in `shared`.
- */
-export type PendingActivity = { records: PendingRow[]; shared?: Omit<ActivityRecord, 'workspaceId' | 'activityType' | 'id'>; outboundFrom?: string };
-/**
- * A PendingActivity as it travels to the writer and sits in its storage: JSON text, made once by
- * the Worker. Structured-cloning the objects instead (for the call, and again for storage) was
- * the largest part of the write-behind's CPU in the bench. Storage written by an older version
- * holds the objects themselves; the flush reads both.
- */
-export type WireEntry = string;
-/** An entry too large for one storage value, stored in parts under `part:<its key>:<n>`. */
-type Manifest = { parts: number };
-type Stored = WireEntry | PendingActivity | Manifest;
-
-const decode = (entry: WireEntry | PendingActivity): PendingActivity => (typeof entry === 'string' ? (JSON.parse(entry) as PendingActivity) : entry);
-const rowsOf = (entry: PendingActivity): ActivityRecord[] => (entry.shared ? entry.records.map((r) => ({ ...entry.shared, ...r })) : entry.records);
+import {
+  decode,
+  inChunks,
+  isManifest,
+  partCount,
+  partKeys,
+  PENDING_PREFIX,
+  rowsOf,
+  SET_ASIDE_PREFIX,
+  storedForm,
+  STORAGE_MAX_KEYS,
+  type PendingActivity,
+  type Stored,
+  type WireEntry,
+} from './pending';
+import { recordActivities } from './record';
 
 /** How long rows wait for company before a flush: one INSERT and one broadcast per feed per batch. */
 export const FLUSH_DELAY_MS = 25;
 /** Entries per flush (each one exchange, ≤ 2 rows): bounded statement size and flush time. */
 const FLUSH_MAX_ENTRIES = 200;
-/** …and characters of entries per flush (at least one entry, whatever its size): bounded statement size. */
-const FLUSH_MAX_CHARS = 4 * 1024 * 1024;
 /**
- * Characters per storage value. A SQLite-backed object refuses values over 2 MB (SQLITE_TOOBIG),
- * and an exchange with a 10 MiB answer is far larger: its entry is stored in parts of at most
- * 1 MiB (a string is stored as UTF-16 at worst), all written by the same `put` as its manifest.
+ * …and characters of entries per flush (at least one entry, whatever its size). Neon's
+ * SQL-over-HTTP refuses requests over 10 MiB, and a character of an entry can cost 6 bytes there
+ * (2 rows, 3 bytes of UTF-8): a batch of several entries stays under 6 MiB, and one entry alone
+ * is bounded by the recorded-body caps (RECORDED_ANSWER_MAX_BYTES, the 1 MiB request cap).
  */
-export const PART_CHARS = 512 * 1024;
-/** storage.put and storage.get take at most 128 keys at once. */
-const STORAGE_MAX_KEYS = 128;
+const FLUSH_MAX_CHARS = 1024 * 1024;
+/** Entries a fresh instance lists from storage at once: bounded memory (a value is ≤ 1 MiB). */
+const STORED_LIST_LIMIT = 32;
+/** Entries kept in memory as well as in storage; past this, the flush reads storage instead. */
+const ACCEPTED_MAX_CHARS = 16 * 1024 * 1024;
+/** A lone entry the datastore refuses this many times in a row, while it answers otherwise, is set aside. */
+const REFUSALS_BEFORE_SET_ASIDE = 3;
 /** A failed flush (datastore down) is retried this much later, never dropped. */
 const RETRY_DELAY_MS = 5_000;
 /** The backstop: if this object dies before its in-memory timer fires, the alarm flushes storage. */
 const BACKSTOP_DELAY_MS = 2_000;
-const KEY_PREFIX = 'pending:';
-const partKey = (key: string, n: number) => `part:${key}:${String(n).padStart(3, '0')}`;
-const partsOf = (entry: WireEntry) => Math.ceil(entry.length / PART_CHARS);
+
+type Item = { key: string; entry: WireEntry | PendingActivity; parts: number };
 
 /**
  * Write-behind for the activity rows of proxied exchanges, one per target workspace. An exchange
@@ -57,40 +55,52 @@ const partsOf = (entry: WireEntry) => Math.ceil(entry.length / PART_CHARS);
  * Flushes run from an in-memory timer over the entries this instance accepted (no alarm event and
  * no storage read per batch: together they cost as much as the insert itself in the bench); the
  * alarm is only the backstop for an instance that died first, and it reads whatever storage holds.
+ *
+ * One entry the datastore will never take must not hold the feed behind it forever: a batch that
+ * is refused while the datastore answers is retried one entry at a time, and a lone entry refused
+ * three times is set aside under `refused:` (kept, logged, out of the queue).
  */
 export class ActivityWriter extends DurableObject<Bindings> {
   /** Entries this instance accepted and has not flushed yet, in acceptance order (mirrors storage). */
   private readonly accepted = new Map<string, WireEntry>();
+  private acceptedChars = 0;
+  /** Set when `accepted` hit its bound: the flush reads storage until storage has caught up. */
+  private spilled = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether this instance has seen an alarm set since the last one fired. */
   private backstopArmed = false;
   /** The flush under way: flushes never overlap, so a feed's rows are never inserted twice at once. */
   private running: Promise<number> | undefined;
+  /** A batch was refused while the datastore answered: flush one entry at a time to find the cause. */
+  private oneAtATime = false;
+  private refusals = 0;
 
   /** Accepts several exchanges in one call; resolves once all are durable. */
   async append(entries: WireEntry[]): Promise<void> {
     // Time-ordered keys: storage lists them in acceptance order, and the flush keeps that order.
     const stamp = Date.now().toString().padStart(15, '0');
-    const keyed = entries.map((entry, i) => [`${KEY_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`, entry] as const);
+    const keyed = entries.map((entry, i) => [`${PENDING_PREFIX}${stamp}:${String(i).padStart(3, '0')}:${crypto.randomUUID()}`, entry] as const);
     // Usually one put for the whole call; an entry and its parts always share one (it is atomic).
     let put: Record<string, Stored> = {};
     let keys = 0;
     for (const [key, entry] of keyed) {
-      const parts = partsOf(entry);
-      const needed = parts > 1 ? parts + 1 : 1;
+      const stored = storedForm(key, entry);
+      const needed = Object.keys(stored).length;
       if (keys + needed > STORAGE_MAX_KEYS) {
         await this.ctx.storage.put(put);
         put = {};
         keys = 0;
       }
-      if (parts > 1) {
-        put[key] = { parts } satisfies Manifest;
-        for (let n = 0; n < parts; n++) put[partKey(key, n)] = entry.slice(n * PART_CHARS, (n + 1) * PART_CHARS);
-      } else put[key] = entry;
+      Object.assign(put, stored);
       keys += needed;
     }
     if (keys > 0) await this.ctx.storage.put(put);
-    for (const [key, entry] of keyed) this.accepted.set(key, entry);
+    for (const [key, entry] of keyed) {
+      if (!this.spilled && this.acceptedChars + entry.length <= ACCEPTED_MAX_CHARS) {
+        this.accepted.set(key, entry);
+        this.acceptedChars += entry.length;
+      } else this.spilled = true;
+    }
     this.flushIn(FLUSH_DELAY_MS);
     // The backstop is checked once per armed alarm, not per append (a storage read each time).
     if (!this.backstopArmed) {
@@ -113,12 +123,12 @@ export class ActivityWriter extends DurableObject<Bindings> {
       this.flush()
         .catch((err: unknown) => (console.error('activity flush failed', err), 0))
         .then((flushed) => {
-          if (this.accepted.size > 0) this.flushIn(flushed > 0 ? 0 : RETRY_DELAY_MS);
+          if (this.accepted.size > 0 || this.spilled) this.flushIn(flushed > 0 ? 0 : RETRY_DELAY_MS);
         });
     }, ms);
   }
 
-  /** Writes up to one batch of accepted entries; returns how many were flushed. Never throws. */
+  /** Writes up to one batch of accepted entries; returns how many left the queue. Never throws. */
   flush(): Promise<number> {
     // A failed run (storage itself failing) must not stop every later one.
     const run = (this.running ?? Promise.resolve(0)).catch(() => 0).then(() => this.flushOnce());
@@ -127,149 +137,104 @@ export class ActivityWriter extends DurableObject<Bindings> {
   }
 
   private async flushOnce(): Promise<number> {
-    // This instance's own entries when it has any; otherwise (a fresh instance: the backstop, a
-    // crashed predecessor's entries) whatever storage holds.
-    const pending = this.accepted.size > 0 ? this.accepted : await this.storedEntries();
-    const batch = takeBatch(pending);
-    if (batch.length === 0) return 0;
-    const entries = batch.map(([, entry]) => decode(entry));
+    const limit = this.oneAtATime ? 1 : FLUSH_MAX_ENTRIES;
+    // This instance's own entries when it has them all; otherwise (a fresh instance: the backstop,
+    // a crashed predecessor's entries; or more than memory holds) whatever storage holds.
+    const fromMemory = this.accepted.size > 0 && !this.spilled;
+    const batch = fromMemory ? this.memoryBatch(limit) : await this.storedBatch(limit);
+    if (batch.length === 0) {
+      this.spilled = false;
+      this.oneAtATime = false;
+      return 0;
+    }
     const scope = new RequestScope(this.env);
     try {
+      const entries = batch.map((item) => decode(item.entry));
       const outbound = [...new Set(entries.flatMap((e) => (e.outboundFrom ? [e.outboundFrom] : [])))];
       await recordActivities(scope, entries.flatMap(rowsOf), { outboundFrom: outbound });
-      const keys = batch.flatMap(([key, entry]) => {
-        const parts = typeof entry === 'string' ? partsOf(entry) : 1;
-        return [key, ...(parts > 1 ? Array.from({ length: parts }, (_, n) => partKey(key, n)) : [])];
-      });
-      for (let i = 0; i < keys.length; i += STORAGE_MAX_KEYS) await this.ctx.storage.delete(keys.slice(i, i + STORAGE_MAX_KEYS));
-      for (const [key] of batch) this.accepted.delete(key);
+      await this.forget(batch, batch.flatMap((item) => [item.key, ...partKeys(item.key, item.parts)]));
+      this.refusals = 0;
+      return batch.length;
     } catch (err) {
       console.error('activity flush failed; retrying', err);
+      if (!(await datastoreAnswers(scope))) this.oneAtATime = false; // down: everything waits
+      else if (batch.length > 1) this.oneAtATime = true; // something in it is refused: find it
+      else if (++this.refusals >= REFUSALS_BEFORE_SET_ASIDE) return await this.setAside(batch[0]!);
       await this.ctx.storage.setAlarm(Date.now() + RETRY_DELAY_MS);
       return 0;
     } finally {
       await scope.close();
     }
-    return batch.length;
   }
 
-  /** Stored entries in acceptance order, an entry stored in parts put back together. */
-  private async storedEntries(): Promise<Map<string, WireEntry | PendingActivity>> {
-    const stored = await this.ctx.storage.list<Stored>({ prefix: KEY_PREFIX, limit: FLUSH_MAX_ENTRIES });
-    const entries = new Map<string, WireEntry | PendingActivity>();
-    for (const [key, value] of stored) {
-      if (typeof value === 'string' || !('parts' in value)) {
-        entries.set(key, value);
+  /** The oldest accepted entries, up to the count and size bounds (but at least one). */
+  private memoryBatch(limit: number): Item[] {
+    const batch: Item[] = [];
+    let chars = 0;
+    for (const [key, entry] of this.accepted) {
+      if (batch.length > 0 && (batch.length >= limit || chars + entry.length > FLUSH_MAX_CHARS)) break;
+      batch.push({ key, entry, parts: partCount(entry) });
+      chars += entry.length;
+    }
+    return batch;
+  }
+
+  /**
+   * The oldest stored entries, chosen by size from the listing (a manifest knows its entry's
+   * size) before any part is read: a backlog of large entries never has to fit in memory at once.
+   */
+  private async storedBatch(limit: number): Promise<Item[]> {
+    const listed = await this.ctx.storage.list<Stored>({ prefix: PENDING_PREFIX, limit: Math.min(limit, STORED_LIST_LIMIT) });
+    const batch: Item[] = [];
+    let chars = 0;
+    for (const [key, value] of listed) {
+      const size = typeof value === 'string' ? value.length : isManifest(value) ? value.chars : 0;
+      if (batch.length > 0 && chars + size > FLUSH_MAX_CHARS) break;
+      chars += size;
+      if (!isManifest(value)) {
+        batch.push({ key, entry: value, parts: 1 });
         continue;
       }
-      const keys = Array.from({ length: value.parts }, (_, n) => partKey(key, n));
       let text = '';
-      for (let i = 0; i < keys.length; i += STORAGE_MAX_KEYS) {
-        const parts = await this.ctx.storage.get<string>(keys.slice(i, i + STORAGE_MAX_KEYS));
-        for (const k of keys.slice(i, i + STORAGE_MAX_KEYS)) text += parts.get(k) ?? '';
+      for (const keys of inChunks(partKeys(key, value.parts))) {
+        const parts = await this.ctx.storage.get<string>(keys);
+        for (const k of keys) text += parts.get(k) ?? '';
       }
-      entries.set(key, text);
+      batch.push({ key, entry: text, parts: value.parts });
     }
-    return entries;
+    return batch;
+  }
+
+  /** Removes flushed (or set-aside) entries from storage, then from memory. */
+  private async forget(batch: Item[], keys: string[]): Promise<void> {
+    for (const chunk of inChunks(keys)) await this.ctx.storage.delete(chunk);
+    for (const { key } of batch) {
+      const entry = this.accepted.get(key);
+      if (entry === undefined) continue;
+      this.accepted.delete(key);
+      this.acceptedChars -= entry.length;
+    }
+  }
+
+  /** Moves a refused entry out of the queue, kept under `refused:` (its parts keep their keys). */
+  private async setAside(item: Item): Promise<number> {
+    const stored = await this.ctx.storage.get<Stored>(item.key);
+    const aside = `${SET_ASIDE_PREFIX}${item.key.slice(PENDING_PREFIX.length)}`;
+    if (stored !== undefined) await this.ctx.storage.put(aside, stored);
+    await this.forget([item], [item.key]);
+    console.error(`activity entry set aside: the datastore refused it ${REFUSALS_BEFORE_SET_ASIDE} times (${aside})`);
+    this.refusals = 0;
+    this.oneAtATime = false;
+    return 1;
   }
 }
 
-/** The oldest entries, up to the count and size bounds (but at least one). */
-function takeBatch<T extends WireEntry | PendingActivity>(pending: Map<string, T>): [string, T][] {
-  const batch: [string, T][] = [];
-  let chars = 0;
-  for (const item of pending) {
-    const size = typeof item[1] === 'string' ? item[1].length : 0;
-    if (batch.length > 0 && (batch.length >= FLUSH_MAX_ENTRIES || chars + size > FLUSH_MAX_CHARS)) break;
-    batch.push(item);
-    chars += size;
-  }
-  return batch;
-}
-
-/** Entries per `append` call, and their characters (a call carries at most 32 MiB; a string may take two bytes a character). */
-const APPEND_MAX_ENTRIES = 128;
-const APPEND_MAX_CHARS = 8 * 1024 * 1024;
-/** How long the first exchange of a batch waits for others before the shared call goes out. */
-const APPEND_WINDOW_MS = 10;
-/** How long a request waits for another request's send to carry its entry before sending it itself. */
-const CARRIED_ACK_TIMEOUT_MS = 10_000;
-
-type Waiting = { entry: WireEntry; settle: (carried: boolean) => void };
-/** Per isolate and target: entries waiting for the send in flight, and whether one is. */
-type Outbox = { waiting: Waiting[]; sending: boolean; since: number };
-const outboxes = new Map<string, Outbox>();
-
-/**
- * Hands an exchange's rows to the target's writer; once this resolves they are durable.
- *
- * One call to the writer per exchange cost the Worker as much CPU as the rest of the proxy (the
- * bench: 0.26× direct with it, 0.45× without), so exchanges of one isolate share calls: the
- * first caller waits a few milliseconds and sends what gathered; entries that arrive while its
- * call is in flight wait for it, and it then sends them together. Nothing depends on the sender's request living on: every caller waits for
- * its own entry to be confirmed and, if the carrying call failed or never answered, sends it
- * itself. A duplicate send is harmless (row ids are minted before, the flush writes each once).
- */
-export async function appendActivity(env: Bindings, targetId: string, pending: PendingActivity, opts: { ackTimeoutMs?: number } = {}): Promise<void> {
-  const ackTimeoutMs = opts.ackTimeoutMs ?? CARRIED_ACK_TIMEOUT_MS; // tests shorten it
-  const entry: WireEntry = JSON.stringify(pending);
-  let box = outboxes.get(targetId);
-  // A sender whose request was cut off mid-send never clears its flag: after the wait its callers
-  // give up on, the next caller starts a fresh outbox (the old one's waiters send their own).
-  if (!box || (box.sending && Date.now() - box.since > ackTimeoutMs)) {
-    box = { waiting: [], sending: false, since: 0 };
-    outboxes.set(targetId, box);
-  }
-  if (box.sending) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const carried = await new Promise<boolean>((settle) => {
-      timer = setTimeout(() => {
-        // Given up on: later callers start a fresh outbox rather than wait on this one too.
-        if (outboxes.get(targetId) === box) outboxes.delete(targetId);
-        settle(false);
-      }, ackTimeoutMs);
-      box.waiting.push({ entry, settle });
-    });
-    clearTimeout(timer);
-    if (carried) return;
-    await env.ACTIVITY_WRITER.getByName(targetId).append([entry]);
-    return;
-  }
-  box.sending = true;
-  box.since = Date.now();
-  // The first caller waits a moment for company: exchanges answered within the window share one
-  // call (one RPC, one storage write), where sending at once carried barely one entry per call
-  // under load (the call returns before the next exchange ends). Nobody waits on this but the
-  // write-behind: the caller's response has already gone.
-  let mine = false;
-  box.waiting.push({ entry, settle: (carried) => (mine = carried) });
+/** Whether the datastore answers at all: a refused batch is then the batch's fault, not an outage. */
+async function datastoreAnswers(scope: RequestScope): Promise<boolean> {
   try {
-    await new Promise((resolve) => setTimeout(resolve, APPEND_WINDOW_MS));
-  } finally {
-    await sendWaiting(env, targetId, box);
+    await scope.db.execute(sql`SELECT 1`);
+    return true;
+  } catch {
+    return false;
   }
-  if (!mine) await env.ACTIVITY_WRITER.getByName(targetId).append([entry]);
-}
-
-/** The sender's loop: everything that queued behind its call, in batches, until none is left. */
-async function sendWaiting(env: Bindings, targetId: string, box: Outbox): Promise<void> {
-  const writer = env.ACTIVITY_WRITER.getByName(targetId);
-  while (box.waiting.length > 0) {
-    let count = 0;
-    for (let chars = 0; count < box.waiting.length && count < APPEND_MAX_ENTRIES; count++) {
-      chars += box.waiting[count]!.entry.length;
-      if (count > 0 && chars > APPEND_MAX_CHARS) break;
-    }
-    const batch = box.waiting.splice(0, count);
-    box.since = Date.now();
-    try {
-      await writer.append(batch.map((w) => w.entry));
-      for (const w of batch) w.settle(true);
-    } catch (err) {
-      console.error('activity append failed; its callers send their own', err);
-      for (const w of batch) w.settle(false);
-    }
-  }
-  box.sending = false;
-  if (outboxes.get(targetId) === box) outboxes.delete(targetId);
 }

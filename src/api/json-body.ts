@@ -3,7 +3,12 @@ import type { AppEnv } from '../env';
 import { jsonProblem, readBodyText } from '../lib/body';
 import { parseJsonText } from '../lib/json-text';
 
-const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+/**
+ * The JSON media types the route validators accept (@hono/zod-openapi's own test): anything else
+ * (`application/json;`, `application/vnd.v2+json`, `text/plain`) is rewritten before they run,
+ * since their refusal of it is an uncaught 415 that would end as a 500.
+ */
+const VALIDATOR_JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 /**
  * Runs in front of a route's validators (route middleware does): the body is read with a hard
@@ -26,8 +31,7 @@ export function readJsonBody(maxBytes: number, { deferInvalid = false, optional 
     const parsed = optional && text.trim() === '' ? parseJsonText('{}') : parseJsonText(text);
     if (!parsed.ok && (parsed.problem !== 'invalid' || !deferInvalid)) throw jsonProblem(parsed.problem);
     const value = parsed.ok ? parsed.value : undefined;
-    const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim();
-    if (!JSON_MEDIA_TYPE.test(mediaType)) {
+    if (!VALIDATOR_JSON_MEDIA_TYPE.test(c.req.header('Content-Type') ?? '')) {
       const headers = new Headers(c.req.raw.headers);
       headers.set('Content-Type', 'application/json');
       c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
 import { ADMIN, BASE, call, callJson, createWorkspace, loopback, received, registeredAgent, sql, waitFor, a2aMessage, uniq } from '../support/api';
 import { failNext, lifecycleOps, setAgentState, waitForStart } from '../support/provisioner';
+import { framedLength } from '../../src/a2a/dispatch';
 
 const message = a2aMessage;
 
@@ -305,20 +306,48 @@ describe('answers of every size', () => {
     expect(decoded.body.result.text).toHaveLength(64 * 1024);
   });
 
-  it('an exchange whose answer is larger than a storage value still reaches both feeds, whole', async () => {
-    const { caller, target } = await pair((n) => `/agent/large/3072/${n}`);
-    const res = await a2a(target.id, { token: caller.token, body: message('big answer') });
+  it('a chunked answer that also declares a Content-Length is read to its end (Transfer-Encoding wins)', async () => {
+    const { caller, target } = await pair((n) => `/agent/chunked-with-length/${n}`);
+    const res = await a2a(target.id, { token: caller.token, body: message() });
     expect(res.status).toBe(200);
-    const rows = await waitFor(async () => {
-      const found = await sql(
-        `SELECT workspace_id, activity_type, length(response_body->'result'->>'text') AS n FROM activity_logs WHERE target_id = $1 AND activity_type IN ('a2a_receive', 'a2a_send') ORDER BY activity_type`,
-        [target.id],
-      );
-      return found.length === 2 ? found : undefined;
-    }, 15_000);
-    expect(rows).toEqual([
-      { workspace_id: target.id, activity_type: 'a2a_receive', n: 3072 * 1024 },
-      { workspace_id: caller.id, activity_type: 'a2a_send', n: 3072 * 1024 },
+    expect(res.body).toEqual({ jsonrpc: '2.0', id: null, result: { text: 'chunked wins' } });
+  });
+
+  it('only a plain Content-Length frames an answer: not with a Transfer-Encoding or a Content-Encoding', () => {
+    expect(framedLength(new Headers({ 'Content-Length': '12' }))).toBe(12);
+    expect(framedLength(new Headers({ 'Content-Length': '12', 'Transfer-Encoding': 'chunked' }))).toBeUndefined();
+    expect(framedLength(new Headers({ 'Content-Length': '12', 'Content-Encoding': 'gzip' }))).toBeUndefined();
+    expect(framedLength(new Headers({ 'Content-Length': '' }))).toBeUndefined();
+    expect(framedLength(new Headers({ 'Content-Length': '1e3' }))).toBeUndefined();
+    expect(framedLength(new Headers())).toBeUndefined();
+  });
+
+  it('an answer larger than a storage value reaches both feeds whole; one over 1 MiB is relayed whole and recorded as a stub', async () => {
+    const feedRows = (targetId: string) =>
+      waitFor(async () => {
+        const found = await sql(
+          `SELECT workspace_id, activity_type, length(response_body->'result'->>'text') AS n, response_body->'omitted' AS omitted, response_body->'bytes' AS bytes
+             FROM activity_logs WHERE target_id = $1 AND activity_type IN ('a2a_receive', 'a2a_send') ORDER BY activity_type`,
+          [targetId],
+        );
+        return found.length === 2 ? found : undefined;
+      }, 15_000);
+    // 900 KiB: over a storage value's 512 Ki characters once both bodies are in the entry.
+    const stored = await pair((n) => `/agent/large/900/${n}`);
+    expect((await a2a(stored.target.id, { token: stored.caller.token, body: message('large answer') })).status).toBe(200);
+    expect(await feedRows(stored.target.id)).toEqual([
+      { workspace_id: stored.target.id, activity_type: 'a2a_receive', n: 900 * 1024, omitted: null, bytes: null },
+      { workspace_id: stored.caller.id, activity_type: 'a2a_send', n: 900 * 1024, omitted: null, bytes: null },
+    ]);
+    // 3 MiB: the caller gets every byte; the feeds get a fixed stub with the size.
+    const stub = await pair((n) => `/agent/large/3072/${n}`);
+    const res = await a2a(stub.target.id, { token: stub.caller.token, body: message('huge answer') });
+    expect(res.status).toBe(200);
+    expect(res.body.result.text).toHaveLength(3072 * 1024);
+    const bytes = Number(res.res.headers.get('Content-Length') ?? JSON.stringify(res.body).length);
+    expect(await feedRows(stub.target.id)).toEqual([
+      { workspace_id: stub.target.id, activity_type: 'a2a_receive', n: null, omitted: 'answer larger than 1 MiB is not recorded', bytes },
+      { workspace_id: stub.caller.id, activity_type: 'a2a_send', n: null, omitted: 'answer larger than 1 MiB is not recorded', bytes },
     ]);
   });
 });

@@ -2,7 +2,9 @@
 // is never lost, and never written twice, whichever step of a flush dies.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { appendActivity, PART_CHARS, type ActivityWriter, type PendingActivity, type WireEntry } from '../../src/activity/writer';
+import { appendActivity } from '../../src/activity/outbox';
+import { PART_CHARS, type PendingActivity, type WireEntry } from '../../src/activity/pending';
+import type { ActivityWriter } from '../../src/activity/writer';
 import type { Bindings } from '../../src/env';
 import { registeredAgent, sql, waitFor } from '../support/api';
 
@@ -18,6 +20,14 @@ async function exchange() {
     outboundFrom: caller.id,
   };
   return { caller, target, entry, writer: env.ACTIVITY_WRITER.getByName(target.id) };
+}
+
+/** What a new instance of the writer would have: nothing in memory, no timer; only its storage. */
+function forgetMemory(instance: ActivityWriter) {
+  const memory = instance as unknown as { accepted: Map<string, string>; timer?: ReturnType<typeof setTimeout> };
+  memory.accepted.clear();
+  clearTimeout(memory.timer);
+  memory.timer = undefined;
 }
 
 const rowsOf = async (ids: string[]) => (await sql('SELECT id FROM activity_logs WHERE id = ANY($1::uuid[])', [ids])).map((r) => r.id).sort();
@@ -73,6 +83,44 @@ describe('activity write-behind', () => {
     });
   });
 
+  it('an entry the datastore never takes is found, set aside after three refusals, and the feed behind it goes on', async () => {
+    const { entry, writer } = await exchange();
+    const refused: PendingActivity = { records: [{ ...entry.records[0]!, id: crypto.randomUUID(), workspaceId: crypto.randomUUID() }] };
+    const steps = await runInDurableObject(writer, async (instance: ActivityWriter, state) => {
+      // The refused entry first, the good exchange behind it: one batch, refused as a whole.
+      await state.storage.put({ 'pending:000000000000004:a': JSON.stringify(refused), 'pending:000000000000004:b': JSON.stringify(entry) });
+      const flushed: number[] = [];
+      for (let i = 0; i < 6; i++) flushed.push(await instance.flush());
+      return {
+        flushed,
+        pending: [...(await state.storage.list({ prefix: 'pending:' })).keys()],
+        aside: [...(await state.storage.list({ prefix: 'refused:' })).keys()],
+      };
+    });
+    // the pair is refused; alone, the first entry is refused three times and set aside; then the good one.
+    expect(steps.flushed).toEqual([0, 0, 0, 1, 1, 0]);
+    expect(steps.pending).toEqual([]);
+    expect(steps.aside).toEqual(['refused:000000000000004:a']);
+    const ids = entry.records.map((r) => r.id).sort();
+    expect(await rowsOf(ids)).toEqual(ids);
+    await runInDurableObject(writer, async (_instance: ActivityWriter, state) => {
+      await state.storage.deleteAll();
+    });
+  });
+
+  it('an entry sent twice and flushed in one batch is written once, and its usage counted once', async () => {
+    const { entry, writer, target } = await exchange();
+    const withUsage: PendingActivity = { ...entry, records: [{ ...entry.records[0]!, tokenUsage: { input: 10, output: 4 } }, entry.records[1]!] };
+    await runInDurableObject(writer, async (instance: ActivityWriter) => {
+      await instance.append([JSON.stringify(withUsage), JSON.stringify(withUsage)]);
+      await instance.flush();
+    });
+    const ids = entry.records.map((r) => r.id).sort();
+    expect(await rowsOf(ids)).toEqual(ids);
+    const usage = await sql('SELECT input_tokens::int AS i, output_tokens::int AS o, call_count::int AS n FROM workspace_token_usage WHERE workspace_id = $1', [target.id]);
+    expect(usage).toEqual([{ i: 10, o: 4, n: 1 }]);
+  });
+
   it('an accepted exchange is flushed by the instance\'s own timer, with a backstop alarm armed in case the instance dies first', async () => {
     const { entry, writer } = await exchange();
     await writer.append([JSON.stringify(entry)]);
@@ -86,21 +134,39 @@ describe('activity write-behind', () => {
 
   it('an exchange too large for one storage value is stored in parts and written whole, even by a fresh instance', async () => {
     const { entry, writer } = await exchange();
-    const answer = { text: 'é'.repeat(3 * PART_CHARS) }; // two bytes a character: parts must hold ≤ 2 MB as UTF-16 too
+    const answer = { text: '中'.repeat(3 * PART_CHARS) }; // stored as UTF-16: two bytes a character
     const big: PendingActivity = { ...entry, shared: { responseBody: answer } };
     const stored = await runInDurableObject(writer, async (instance: ActivityWriter, state) => {
       await instance.append([JSON.stringify(big)]);
-      // As a new instance would find it: nothing in memory, only what storage holds.
-      (instance as unknown as { accepted: Map<string, string> }).accepted.clear();
-      return { parts: (await state.storage.list({ prefix: 'part:' })).size, flushed: await instance.flush() };
+      forgetMemory(instance); // as a new instance would find it: only what storage holds
+      const values = [...(await state.storage.list()).values()].filter((v) => typeof v === 'string') as string[];
+      return { parts: (await state.storage.list({ prefix: 'part:' })).size, longest: Math.max(...values.map((v) => v.length)), flushed: await instance.flush() };
     });
     expect(stored.parts).toBeGreaterThanOrEqual(4);
+    expect(stored.longest).toBeLessThanOrEqual(PART_CHARS); // ≤ 1 MiB a value, under SQLite's 2 MB
     expect(stored.flushed).toBe(1);
     const ids = entry.records.map((r) => r.id);
     const rows = await sql(`SELECT length(response_body->>'text') AS n FROM activity_logs WHERE id = ANY($1::uuid[])`, [ids]);
     expect(rows).toEqual([{ n: 3 * PART_CHARS }, { n: 3 * PART_CHARS }]);
     const left = await runInDurableObject(writer, async (_instance: ActivityWriter, state) => (await state.storage.list()).size);
     expect(left).toBe(0); // the entry and every part of it
+  });
+
+  it('a fresh instance takes a backlog of large entries one batch at a time, choosing by size before reading any part', async () => {
+    const { target, caller, writer } = await exchange();
+    const large = (n: number): PendingActivity => ({
+      shared: { sourceId: caller.id, targetId: target.id, responseBody: { text: `${n}`.repeat(700 * 1024) } },
+      records: [{ id: crypto.randomUUID(), workspaceId: target.id, activityType: 'a2a_receive', summary: `large ${n}` }],
+    });
+    const backlog = [large(1), large(2), large(3)];
+    const flushed = await runInDurableObject(writer, async (instance: ActivityWriter) => {
+      await instance.append(backlog.map((e) => JSON.stringify(e)));
+      forgetMemory(instance);
+      return [await instance.flush(), await instance.flush(), await instance.flush(), await instance.flush()];
+    });
+    expect(flushed).toEqual([1, 1, 1, 0]); // each one is over a batch's size on its own
+    const ids = backlog.map((e) => e.records[0]!.id).sort();
+    expect(await rowsOf(ids)).toEqual(ids);
   });
 
   it('after the backstop alarm has fired, the next append arms another', async () => {

@@ -85,6 +85,18 @@ describe('deep JSON', () => {
   });
 });
 
+describe('JSON under an unusual media type', () => {
+  it('is read as JSON whatever the Content-Type says, never a 5xx', async () => {
+    const poll = await registeredAgent({ mode: 'poll' });
+    const raw = JSON.stringify({ activity_type: 'agent_log', summary: 'odd media type' });
+    for (const type of ['application/json;', 'application/json; foo', 'application/vnd.v2+json', 'APPLICATION/JSON ; charset=utf-8', 'text/plain', '']) {
+      const res = await callJson('POST', `/workspaces/${poll.id}/activity`, { token: poll.token, raw, headers: type ? { 'Content-Type': type } : {} });
+      expect(res.status, type).toBe(200);
+    }
+    expect(await countWhere('activity_logs', 'workspace_id', poll.id)).toBe(6);
+  });
+});
+
 describe('hierarchy moves', () => {
   it("a child's own token cannot move it (nor detach it); an operator can", async () => {
     const root = await registeredAgent({ mode: 'poll' });

@@ -114,6 +114,19 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': String(answer.byteLength) });
         return res.end(answer);
       }
+      if (behaviour === 'chunked-with-length') {
+        // /agent/chunked-with-length/<name>: a chunked answer that also declares a (wrong)
+        // Content-Length, its first chunk exactly that long; Transfer-Encoding wins (RFC 9112).
+        const answer = '{"jsonrpc":"2.0","id":null,"result":{"text":"chunked wins"}}';
+        const first = answer.slice(0, 12);
+        const rest = answer.slice(12);
+        req.socket.write(
+          `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${first.length}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` +
+            `${first.length.toString(16)}\r\n${first}\r\n`,
+        );
+        setTimeout(() => req.socket.end(`${rest.length.toString(16)}\r\n${rest}\r\n0\r\n\r\n`), 20);
+        return;
+      }
       if (behaviour === 'big') {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         const chunk = 'x'.repeat(1024 * 1024);
