@@ -44,6 +44,15 @@ describe('idle timeout', () => {
     expect(res.body).toMatchObject({ error: 'failed to read agent response', delivery_confirmed: true });
   });
 
+  it('a small framed answer that stalls mid-body is let go once its window has passed since the headers', async () => {
+    const { caller, target } = await agentWithIdle((n) => `/agent/stall-framed/${n}`, 1);
+    const started = Date.now();
+    const res = await callJson('POST', `/workspaces/${target.id}/a2a`, { token: caller.token, body: a2aMessage() });
+    expect(res.status).toBe(502);
+    expect(res.body).toMatchObject({ error: 'failed to read agent response', delivery_confirmed: true });
+    expect(Date.now() - started).toBeLessThan(10_000); // the 1 s window, not the 60 s header deadline or the 30 min ceiling
+  });
+
   describe('the window', () => {
     afterEach(() => vi.restoreAllMocks());
 

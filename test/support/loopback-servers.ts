@@ -94,6 +94,11 @@ export async function startLoopbackServers(): Promise<{ port: number; close: () 
         try { answer = JSON.parse(body).params.message.metadata.answer; } catch { /* null */ }
         return json(200, answer);
       }
+      if (behaviour === 'stall-framed') {
+        // /agent/stall-framed/<name>: a framed (Content-Length) answer that stops half-way and stays silent.
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '100' });
+        return void res.write('{"jsonrpc":"2.0",');
+      }
       if (behaviour === 'reset') return req.socket.destroy();
       if (behaviour === 'close-mid-body') {
         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
