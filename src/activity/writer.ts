@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
 import { DurableObject } from 'cloudflare:workers';
 import type { Bindings } from '../env';
+import { datastoreAnswers } from '../db/probe';
 import { RequestScope } from '../lib/request-scope';
 import {
   decode,
@@ -157,7 +157,7 @@ export class ActivityWriter extends DurableObject<Bindings> {
       return batch.length;
     } catch (err) {
       console.error('activity flush failed; retrying', err);
-      if (!(await datastoreAnswers(scope))) this.oneAtATime = false; // down: everything waits
+      if (!(await datastoreAnswers(scope.db, 'activity flush'))) this.oneAtATime = false; // down: everything waits
       else if (batch.length > 1) this.oneAtATime = true; // something in it is refused: find it
       else if (++this.refusals >= REFUSALS_BEFORE_SET_ASIDE) return await this.setAside(batch[0]!);
       await this.ctx.storage.setAlarm(Date.now() + RETRY_DELAY_MS);
@@ -226,15 +226,5 @@ export class ActivityWriter extends DurableObject<Bindings> {
     this.refusals = 0;
     this.oneAtATime = false;
     return 1;
-  }
-}
-
-/** Whether the datastore answers at all: a refused batch is then the batch's fault, not an outage. */
-async function datastoreAnswers(scope: RequestScope): Promise<boolean> {
-  try {
-    await scope.db.execute(sql`SELECT 1`);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -8,6 +8,7 @@ import { orgTokenSubscriber, parseSubscriberHeader, SUBSCRIBER_CREDENTIAL_HEADER
 import { liveTokenIds } from '../auth/token-store';
 import { forgetContexts } from '../a2a/context-cache';
 import { publishEvent } from '../events/publish';
+import { closeSockets } from '../events/sockets';
 import { provisionerFor } from '../provisioning/provisioner';
 import { markOfflineIfSilent } from '../workspaces/liveness';
 import { dueTasks, nextWake, withDeadline, withoutTasks, withTask, type Schedule, type Task } from './schedule';
@@ -86,9 +87,7 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
 
   /** A credential was revoked: its live feeds end now, not when the socket happens to close. */
   closeSubscribers(credential: string): number {
-    const sockets = this.ctx.getWebSockets(credential);
-    for (const socket of sockets) socket.close(1008, 'credential revoked');
-    return sockets.length;
+    return closeSockets(this.ctx, credential, 1008, 'credential revoked');
   }
 
   /** Fans a serialized event out to every subscriber; a dead socket is dropped, not retried. */
@@ -314,7 +313,7 @@ export class WorkspaceCoordinator extends DurableObject<Bindings> {
   /** The workspace was deleted: its subscribers, schedule and coalescer state must not outlive it. */
   async forget(): Promise<void> {
     this.forgotten = true;
-    for (const socket of this.ctx.getWebSockets()) socket.close(1000, 'workspace removed');
+    closeSockets(this.ctx, undefined, 1000, 'workspace removed');
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
   }

@@ -4,6 +4,7 @@ import type { Bindings } from '../env';
 import { RequestScope } from '../lib/request-scope';
 import { reachablePairsQuery, reachableSets } from '../workspaces/queries';
 import type { SerializedEvent } from './publish';
+import { closeSockets } from './sockets';
 
 /**
  * This deployment serves one tenant (one org), so its hub is one instance with this name. A
@@ -122,9 +123,7 @@ export class EventHub extends DurableObject<Bindings> {
 
   /** A credential was revoked (or its workspace removed): its sockets end now, not at their next event. */
   closeSubscribers(tag: string): number {
-    const sockets = this.ctx.getWebSockets(tag);
-    for (const socket of sockets) socket.close(1008, 'credential revoked');
-    return sockets.length;
+    return closeSockets(this.ctx, tag, 1008, 'credential revoked');
   }
 
   /**
@@ -271,7 +270,7 @@ export class EventHub extends DurableObject<Bindings> {
 
   /** A removed workspace's tokens were revoked with it: its sockets close, and nobody reaches it any more. */
   private forgetWorkspace(workspaceId: string): void {
-    for (const socket of this.ctx.getWebSockets(hubTag.workspace(workspaceId))) socket.close(1008, 'workspace removed');
+    closeSockets(this.ctx, hubTag.workspace(workspaceId), 1008, 'workspace removed');
     this.reach.delete(workspaceId);
     for (const ids of this.reach.values()) ids.delete(workspaceId);
   }

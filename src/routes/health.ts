@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'drizzle-orm';
 import { json, newRouter } from '../api/openapi';
+import { datastoreAnswers } from '../db/probe';
 
 export const healthRoutes = newRouter();
 
@@ -15,12 +15,7 @@ healthRoutes.openapi(
     responses: { 200: json(Health, 'Healthy'), 503: json(Health, 'Datastore unreachable') },
   }),
   async (c) => {
-    try {
-      await c.var.scope.db.execute(sql`SELECT 1`);
-      return c.json({ status: 'ok' as const, database: 'ok' as const }, 200);
-    } catch (err) {
-      console.error('health: database unreachable', err);
-      return c.json({ status: 'degraded' as const, database: 'unreachable' as const }, 503);
-    }
+    if (await datastoreAnswers(c.var.scope.db, 'health')) return c.json({ status: 'ok' as const, database: 'ok' as const }, 200);
+    return c.json({ status: 'degraded' as const, database: 'unreachable' as const }, 503);
   },
 );
